@@ -2,6 +2,7 @@
 // injection, witness and filesystem, mounts through the FUSE facade, serves the control socket,
 // prints the ready line, and unmounts cleanly on SIGINT/SIGTERM.
 
+import { readdir } from 'node:fs/promises';
 import { resolve as resolvePath, relative, isAbsolute } from 'node:path';
 import { mount, preflight, type FuseSession } from '../fuse/index.js';
 import { Filesystem } from '../fs/filesystem.js';
@@ -51,6 +52,8 @@ async function openBackend(options: MountOptions): Promise<{ backend: StoreBacke
 
 export async function startDaemon(mountpoint: string, options: MountOptions): Promise<Daemon> {
   const real = await preflight(mountpoint, { allowOther: options.allowOther });
+  // FUSE could mount over a non-empty directory; a test bench must not hide files under a mount.
+  if ((await readdir(real)).length > 0) throw new Error(`mountpoint ${real} is not empty: mount on an empty directory (the mount would hide its contents)`);
   const faults = new Faults({ seed: options.seed, bugs: options.bugs, delays: options.delays });
   const cache = new PageCache({ capacityPages: options.cachePages });
   const lockStats = new RangeLockStats();
