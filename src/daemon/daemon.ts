@@ -97,7 +97,7 @@ export async function startDaemon(mountpoint: string, options: MountOptions): Pr
 
   // ---- server-side changes and the control socket ----
 
-  function fileOf(path: unknown): { ino: number; data: CachedFileData } {
+  function fileOf(path: unknown): { ino: number } {
     if (typeof path !== 'string' || path === '') throw new FsError('EINVAL', 'path must be a non-empty string (relative to the mount root)');
     let rel = path;
     if (isAbsolute(path)) {
@@ -106,7 +106,8 @@ export async function startDaemon(mountpoint: string, options: MountOptions): Pr
       rel = inside.startsWith('..') || isAbsolute(inside) ? path.slice(1) : inside;
     }
     const ino = fs.resolvePath(rel);
-    return { ino, data: fs.fileData(ino) as CachedFileData };
+    fs.fileData(ino); // EISDIR / EINVAL for anything but a regular file
+    return { ino };
   }
 
   async function notify(ino: number, offset: number, length: number): Promise<{ sent: boolean; rc?: number; offset: number; length: number }> {
@@ -117,22 +118,23 @@ export async function startDaemon(mountpoint: string, options: MountOptions): Pr
     return { sent: true, rc, offset, length };
   }
 
-  /** A server-side change: lock, change, publish, release (inside `change`), then notify. */
-  async function serverChange(ino: number, data: CachedFileData, change: (o: { beforeChange?: () => Promise<void> }) => Promise<ChangeResult>) {
+  /**
+   * A server-side change: lock, change, publish, release (all inside the data path's call, with the
+   * inode pinned by fs.serverChange), then notify the kernel: never while a range lock is held.
+   */
+  async function serverChange(ino: number, change: (data: CachedFileData, o: { beforeChange?: () => Promise<void> }) => Promise<ChangeResult>) {
     let early: { sent: boolean; rc?: number; offset: number; length: number } | undefined;
     const before = faults.bug('notify-before-change') && !faults.bug('no-notify');
-    const res = await change(
-      before
-        ? {
-            // Re-opens the race on purpose: the kernel drops its pages before the change exists,
-            // so a fault in between caches the old data again and nothing invalidates it later.
-            beforeChange: async () => {
-              early = await notify(ino, 0, 0);
-            },
-          }
-        : {},
-    );
-    if (res.changed) fs.noteDataChange(ino);
+    const o = before
+      ? {
+          // Re-opens the race on purpose: the kernel drops its pages before the change exists, so a
+          // fault in between caches the old data again and nothing invalidates it afterwards.
+          beforeChange: async () => {
+            early = await notify(ino, 0, 0);
+          },
+        }
+      : {};
+    const res = await fs.serverChange(ino, (data) => change(data, o));
     const n = early ?? (await notify(ino, res.offset, res.length));
     return { ino, size: res.size, changed: res.changed, notify: n };
   }
@@ -174,23 +176,23 @@ export async function startDaemon(mountpoint: string, options: MountOptions): Pr
       }
       case 'punch':
       case 'zero': {
-        const { ino, data } = fileOf(req.path);
+        const { ino } = fileOf(req.path);
         const offset = int(req.offset, 'offset');
         const length = int(req.length, 'length');
         if (length === 0) throw new FsError('EINVAL', 'length must be > 0');
-        return serverChange(ino, data, (o) => (req.cmd === 'punch' ? data.punch(offset, length, o) : data.zero(offset, length, o)));
+        return serverChange(ino, (data, o) => (req.cmd === 'punch' ? data.punch(offset, length, o) : data.zero(offset, length, o)));
       }
       case 'truncate': {
-        const { ino, data } = fileOf(req.path);
+        const { ino } = fileOf(req.path);
         const size = int(req.size, 'size');
-        return serverChange(ino, data, (o) => data.truncate(size, o));
+        return serverChange(ino, (data, o) => data.truncate(size, o));
       }
       case 'write': {
-        const { ino, data } = fileOf(req.path);
+        const { ino } = fileOf(req.path);
         const offset = int(req.offset, 'offset');
         if (typeof req.data !== 'string') throw new FsError('EINVAL', 'data must be a base64 string');
         const bytes = Buffer.from(req.data, 'base64');
-        return serverChange(ino, data, (o) => data.writeAt(offset, bytes, o));
+        return serverChange(ino, (data, o) => data.writeAt(offset, bytes, o));
       }
       case 'evict-kernel-cache': {
         const { ino } = fileOf(req.path);
