@@ -5,11 +5,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { toMountArgs, type MountOptions } from '../daemon/options.js';
 
-const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli.js');
+// The compiled CLI, from src/stress/ (under vitest) and from dist/stress/ alike.
+const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 const READY = /^faultline: mounted on (.+) \(pid (\d+), control (.+)\)$/;
 
 export interface MountHandle {
