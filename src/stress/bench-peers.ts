@@ -93,20 +93,8 @@ export function runCommand(cmd: string, args: string[], timeoutMs = 60_000, sign
   });
 }
 
-/** Mount points in /proc/self/mountinfo (octal escapes decoded). */
-export async function mountPoints(): Promise<Set<string>> {
-  const text = await readFile('/proc/self/mountinfo', 'utf8');
-  const out = new Set<string>();
-  for (const line of text.split('\n')) {
-    const f = line.split(' ');
-    if (f.length > 4) out.add(f[4]!.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
-  }
-  return out;
-}
-
-export async function isMounted(path: string): Promise<boolean> {
-  return (await mountPoints()).has(path);
-}
+import { isMounted } from './mount.js';
+export { mountPoints, isMounted } from './mount.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

@@ -3,11 +3,12 @@
 // caller that touches the mount synchronously would otherwise deadlock against itself.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rmdir } from 'node:fs/promises';
+import { mkdtemp, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { toMountArgs, type MountOptions } from '../daemon/options.js';
+import { readMountInfo } from '../fuse/preflight.js';
 
 // The compiled CLI, from src/stress/ (under vitest) and from dist/stress/ alike.
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
@@ -28,13 +29,7 @@ export interface MountHandle {
 
 /** Mount points currently in /proc/self/mountinfo (unescaped). */
 export async function mountPoints(): Promise<Set<string>> {
-  const text = await readFile('/proc/self/mountinfo', 'utf8');
-  const out = new Set<string>();
-  for (const line of text.split('\n')) {
-    const f = line.split(' ');
-    if (f.length > 4) out.add(f[4]!.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
-  }
-  return out;
+  return new Set((await readMountInfo()).map((m) => m.mountPoint));
 }
 
 export async function isMounted(path: string): Promise<boolean> {
