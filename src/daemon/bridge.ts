@@ -53,6 +53,8 @@ export interface BridgeContext {
   options: MountOptions;
   faults: FaultHooks;
   stats: RequestStats;
+  /** fsyncdir: make metadata durable (the file-backed store's journal). */
+  syncMetadata?: () => Promise<void>;
   /** The active trace, if any (checked on every request; set and cleared by the control socket). */
   trace(): Trace | undefined;
   log(line: string): void;
@@ -224,7 +226,10 @@ export function createOps(ctx: BridgeContext): FuseOps {
     }),
     fsyncdir: timed('fsyncdir', (req, reply) => {
       fs.fsyncdir(req.ino, req.fh, req.datasync);
-      reply.ok();
+      // The file-backed store makes the metadata journal durable; memory has nothing to sync.
+      const p = ctx.syncMetadata?.();
+      if (!p) return reply.ok();
+      return p.then(() => reply.ok());
     }),
     statfs: timed('statfs', (req, reply) => reply.statfs(fs.statfs(req.ino))),
     access: timed('access', (req, reply) => {

@@ -12,6 +12,7 @@ import { DataPathStats, fileDataFactory, type CachedFileData, type ChangeResult 
 import { RangeLockStats } from '../fs/range-lock.js';
 import { Witness } from '../fs/witness.js';
 import { FsError, type StoreBackend } from '../fs/types.js';
+import type { FsSnapshot, MetadataChange } from '../fs/metadata.js';
 import { Faults, BUG_MODES, DELAY_POINTS } from '../faults/index.js';
 import { ControlServer, type ControlRequest } from '../control/server.js';
 import { controlPathsFor } from '../control/paths.js';
@@ -35,17 +36,28 @@ function int(v: unknown, what: string): number {
   return v;
 }
 
-/** Opens the store backend for the options (memory, or --store DIR). */
-async function openBackend(options: MountOptions): Promise<{ backend: StoreBackend; restore?: unknown; close?: () => Promise<void> }> {
+/** What openBackend returns: the backend, and for --store the persisted metadata and journal hooks. */
+interface OpenedBackend {
+  backend: StoreBackend;
+  /** Metadata to restore (--store with existing content). */
+  snapshot?: FsSnapshot;
+  /** Journal hook (--store). */
+  onMetadataChange?: (change: MetadataChange) => void;
+  /** Hand the store the Filesystem (compaction). */
+  attach?: (fs: { snapshot(): FsSnapshot }) => void;
+  close?: () => Promise<void>;
+  /** fsyncdir: make metadata durable (--store). */
+  syncMetadata?: () => Promise<void>;
+}
+
+/** Opens the store backend for the options (memory, or --store DIR, which must lie outside `mountpoint`). */
+async function openBackend(options: MountOptions, mountpoint: string): Promise<OpenedBackend> {
   const capacityBytes = Number.isFinite(options.capacity) ? options.capacity : undefined;
   if (options.store) {
-    // The file-backed store (src/fs/file-store.ts) is loaded only when asked for.
-    const spec = '../fs/file-store.js'; // not built yet: --store arrives with the file-backed store
-    const mod = (await import(spec).catch(() => undefined)) as
-      | { openFileStore(dir: string, o: { capacityBytes?: number }): Promise<{ backend: StoreBackend; restore?: unknown; close?: () => Promise<void> }> }
-      | undefined;
-    if (!mod) throw new Error('--store is not available in this build');
-    return mod.openFileStore(options.store, { capacityBytes });
+    // The file-backed store (src/fs/file-store.ts) is loaded only when asked for (it needs mmap-io).
+    const { openFileStore } = await import('../fs/file-store.js');
+    const opened = await openFileStore(options.store, { capacityBytes, mountpoint, log });
+    return { ...opened, syncMetadata: () => opened.backend.syncMetadata() };
   }
   return { backend: new MemoryStoreBackend({ capacityBytes }) };
 }
@@ -65,9 +77,11 @@ export async function startDaemon(mountpoint: string, options: MountOptions): Pr
       trace?.line({ ev: 'witness', ...r });
     },
   });
-  const { backend, close: closeBackend } = await openBackend(options);
-  const fs = new Filesystem({
+  const store = await openBackend(options, real);
+  const { backend, close: closeBackend } = store;
+  const fsOptions = {
     backend,
+    onMetadataChange: store.onMetadataChange,
     createFileData: fileDataFactory({
       cache,
       cacheMode: options.cacheMode,
@@ -77,11 +91,19 @@ export async function startDaemon(mountpoint: string, options: MountOptions): Pr
       lockStats,
       stats: dataStats,
     }),
-  });
+  };
+  let fs: Filesystem<CachedFileData>;
+  try {
+    fs = store.snapshot ? Filesystem.restore(store.snapshot, fsOptions) : new Filesystem(fsOptions);
+    store.attach?.(fs);
+  } catch (e) {
+    await closeBackend?.().catch(() => undefined);
+    throw e;
+  }
   const requestStats = new RequestStats();
   if (options.trace) trace = new Trace(options.trace);
 
-  const ops = createOps({ fs, options, faults, stats: requestStats, trace: () => trace, log });
+  const ops = createOps({ fs, options, faults, stats: requestStats, syncMetadata: store.syncMetadata, trace: () => trace, log });
   const session = await mount(real, ops, {
     fsname: options.fsname,
     subtype: 'faultline',
@@ -240,6 +262,14 @@ export async function startDaemon(mountpoint: string, options: MountOptions): Pr
       await trace?.close();
       await closeBackend?.().catch((e: unknown) => log(`closing the store: ${(e as Error).message}`));
     })());
+
+  // Unmounted from outside (umount MNT, fusermount -u, a connection abort): release everything
+  // (a --store is closed cleanly: synced, compacted, unlocked) so that the process can exit.
+  void session.closed.then(() => {
+    if (stopping) return;
+    log('the mount went away: shutting down');
+    void stop();
+  });
 
   process.stdout.write(`faultline: mounted on ${real} (pid ${process.pid}, control ${paths.socket})\n`);
   return { session, stop };

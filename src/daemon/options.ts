@@ -99,6 +99,10 @@ export function mountOptionList(): Option[] {
     new Option('--seed <n>', 'seed of the fault-injection RNG').argParser(nonNegInt('--seed')).default(DEFAULT_MOUNT_OPTIONS.seed),
     new Option('--request-timeout <sec>', 'watchdog: answer EIO to any request unanswered after this long, so no client becomes unkillable (0 disables)').argParser(seconds('--request-timeout')).default(DEFAULT_MOUNT_OPTIONS.requestTimeout),
     new Option('--trace <file>', 'write a JSON-lines trace of every request and reply to FILE (outside the mount)'),
+    new Option('--fsname <name>', 'the mount source shown in /proc/mounts (xfstests matches it against TEST_DEV / SCRATCH_DEV); no commas or backslashes').argParser((v) => {
+      if (!v || /[,\\\s]/.test(v)) throw new Error(`--fsname must be non-empty without commas, backslashes or spaces, got "${v}"`);
+      return v;
+    }).default(DEFAULT_MOUNT_OPTIONS.fsname),
   ];
 }
 
@@ -125,7 +129,7 @@ export function toMountOptions(o: Record<string, unknown>): MountOptions {
     seed: (o.seed as number) ?? d.seed,
     requestTimeout: (o.requestTimeout as number) ?? d.requestTimeout,
     trace: o.trace as string | undefined,
-    fsname: d.fsname,
+    fsname: (o.fsname as string | undefined) ?? d.fsname,
   };
 }
 
@@ -152,5 +156,6 @@ export function toMountArgs(o: Partial<MountOptions>): string[] {
   if (o.seed !== undefined && o.seed !== d.seed) a.push('--seed', String(o.seed));
   if (o.requestTimeout !== undefined && o.requestTimeout !== d.requestTimeout) a.push('--request-timeout', String(o.requestTimeout));
   if (o.trace) a.push('--trace', o.trace);
+  if (o.fsname && o.fsname !== d.fsname) a.push('--fsname', o.fsname);
   return a;
 }
