@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { realpath } from 'node:fs/promises';
 import { mountOptionList, parseSize, toMountOptions } from './daemon/options.js';
 import { VERSION } from './version.js';
+import { registerStressCommands } from './stress/cli-commands.js';
 
 class UsageError extends Error {}
 
@@ -210,6 +211,55 @@ program
     ),
   );
 
+// ---- bench ------------------------------------------------------------------------------------
+
+program
+  .command('bench')
+  .description('performance side by side: tmpfs, a C libfuse3 low-level server, fuse-native (libfuse 2), faultline (with and without its page cache); interleaved rounds, medians, ratios against the C server')
+  .option('--smoke', 'every workload for about a second per peer, one round (proves the bench works; no thresholds)')
+  .option('--rounds <n>', 'interleaved rounds', (v) => num('rounds')(v))
+  .option('--seconds <s>', 'seconds per workload, peer and round', (v) => Number(v))
+  .option('--size <bytes>', 'bench file size (e.g. 256M)', (v) => num('size')(v))
+  .option('--workloads <list>', 'comma-separated: randread,seqread,seqwrite,punch,mapfault,mapfault-random,meta', (v) => v.split(','))
+  .option('--peers <list>', 'comma-separated peer names (default: all available)', (v) => v.split(','))
+  .option('--no-faultline', 'leave faultline out (peers only)')
+  .option('--rotate', 'rotate the peer order every round')
+  .option('--noise-floor', 'add a second copy of the C server: the spread between the two is the noise floor')
+  .option('--readahead-kb <n>', 'set read_ahead_kb on every FUSE mount', (v) => num('readahead-kb')(v))
+  .option('--no-hold-latency', 'do not hold /dev/cpu_dma_latency at 0 during the run')
+  .option('--out <dir>', 'write bench.json, bench.txt and bench.svg to DIR', 'reports/bench')
+  .option('--json', 'print the result JSON instead of the table')
+  .action((o: Record<string, unknown>) =>
+    run(
+      (async () => {
+        const { runBench, formatBenchTable, writeBenchReports } = await import('./stress/bench.js');
+        const ac = new AbortController();
+        const stop = () => ac.abort();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        const result = await runBench({
+          smoke: Boolean(o.smoke),
+          rounds: o.rounds as number | undefined,
+          seconds: o.seconds as number | undefined,
+          fileSize: o.size as number | undefined,
+          workloads: o.workloads as never,
+          peers: o.peers as string[] | undefined,
+          faultline: o.faultline !== false,
+          order: o.rotate ? 'rotate' : 'fixed',
+          noiseFloor: Boolean(o.noiseFloor),
+          readaheadKb: o.readaheadKb as number | undefined,
+          holdCpuDmaLatency: o.holdLatency !== false,
+          signal: ac.signal,
+          log: process.stderr.isTTY ? (l: string) => process.stderr.write(`bench: ${l}\n`) : undefined,
+        });
+        const dir = String(o.out);
+        await writeBenchReports(result, dir);
+        process.stdout.write(o.json ? JSON.stringify(result, null, 2) + '\n' : formatBenchTable(result));
+        process.stderr.write(`faultline: bench reports in ${dir}/ (bench.json, bench.txt, bench.svg)\n`);
+      })(),
+    ),
+  );
+
 // ---- bugs -------------------------------------------------------------------------------------
 
 program
@@ -227,5 +277,6 @@ program
     ),
   );
 
+registerStressCommands(program);
 program.addOption(new Option('--no-color').hideHelp());
 program.parseAsync(process.argv).catch(fail);

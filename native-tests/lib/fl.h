@@ -376,6 +376,7 @@ void fl_json_kbool(fl_json *j, const char *k, int v);
 /* config entries recorded for the report */
 #define FL_MAX_CFG 96
 #define FL_MAX_NOTES 32
+#define FL_MAX_TL 2048
 typedef struct {
   const char *program;
   uint64_t seed;
@@ -400,6 +401,13 @@ typedef struct {
   int vacuous;
   char vacuous_why[256];
   const char *cleanup_path; /* removed by the watchdog before it exits (unless NULL) */
+  /* timeline, sampled by the watchdog thread: cumulative ops and violations at t seconds after
+   * t_start; the interval doubles when the buffer is full. first_violation_s < 0: none seen. */
+  int ntl;
+  double tl_interval;
+  struct { double t; uint64_t ops, viol; } tl[FL_MAX_TL];
+  double first_violation_s;
+  int progress; /* FL_PROGRESS set: a progress line on stderr every sample */
   /* rates: per role / kind: computed from ops / (t_end - t_start) */
 } fl_prog;
 

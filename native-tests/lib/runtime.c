@@ -23,6 +23,9 @@ void fl_prog_init(fl_prog *p, const char *program, int argc, char **argv) {
   p->seed &= 0xffffffffffffull;
   p->duration = 5;
   p->hang_timeout = 30;
+  p->tl_interval = 1.0;
+  p->first_violation_s = -1;
+  p->progress = getenv("FL_PROGRESS") != NULL;
   size_t n = 0;
   for (int i = 0; i < argc && n < sizeof p->argv_line - 1; i++) {
     int w = snprintf(p->argv_line + n, sizeof p->argv_line - n, "%s%s", i ? " " : "", argv[i]);
@@ -297,6 +300,25 @@ void fl_report_json(fl_prog *p, fl_oracle *o, FILE *f, const char *verdict, int 
   for (int i = 0; i < p->nnotes; i++) fl_json_str(&j, p->notes[i]);
   if (p->vacuous) fl_json_str(&j, p->vacuous_why);
   fl_json_end_arr(&j);
+  fl_json_key(&j, "first_violation_s");
+  if (p->first_violation_s >= 0) fl_json_dbl(&j, p->first_violation_s);
+  else fl_json_null(&j);
+  fl_json_key(&j, "timeline");
+  fl_json_obj(&j);
+  fl_json_kdbl(&j, "interval_s", p->tl_interval);
+  fl_json_key(&j, "t");
+  fl_json_arr(&j);
+  for (int i = 0; i < p->ntl; i++) fl_json_dbl(&j, p->tl[i].t);
+  fl_json_end_arr(&j);
+  fl_json_key(&j, "ops");
+  fl_json_arr(&j);
+  for (int i = 0; i < p->ntl; i++) fl_json_u64(&j, p->tl[i].ops);
+  fl_json_end_arr(&j);
+  fl_json_key(&j, "violations");
+  fl_json_arr(&j);
+  for (int i = 0; i < p->ntl; i++) fl_json_u64(&j, p->tl[i].viol);
+  fl_json_end_arr(&j);
+  fl_json_end_obj(&j);
   fl_json_kstr(&j, "verdict", verdict);
   fl_json_ki64(&j, "exit_code", code);
   fl_json_key(&j, "error");
@@ -380,6 +402,7 @@ static void summary(fl_prog *p, fl_oracle *o, const char *verdict, int code, FIL
 
 int fl_report(fl_prog *p, fl_oracle *o) {
   if (p->t_end <= 0) p->t_end = fl_now_s();
+  if (o && p->first_violation_s < 0 && fl_total_violations(o) > 0) p->first_violation_s = elapsed(p);
   int code;
   const char *v = verdict_of(p, o, &code);
   write_json_file(p, o, v, code);
@@ -444,10 +467,40 @@ int fl_watchdog_check(fl_prog *p, fl_oracle *o) {
   _exit(1);
 }
 
+/* Timeline: cumulative ops and violations, sampled every tl_interval seconds by the watchdog
+ * thread (first_violation_s at its 200 ms resolution); with FL_PROGRESS in the environment each
+ * sample is also printed on stderr as "PROGRESS t=SEC ops=N violations=N". */
+static void tl_sample(fl_prog *p, fl_oracle *o, int force) {
+  if (!p || !o || p->t_start <= 0) return;
+  double el = (p->t_end > 0 ? p->t_end : fl_now_s()) - p->t_start;
+  if (el < 0) el = 0;
+  uint64_t viol = fl_total_violations(o);
+  if (viol > 0 && p->first_violation_s < 0) p->first_violation_s = el;
+  if (!force && p->ntl > 0 && el - p->tl[p->ntl - 1].t < p->tl_interval * 0.999) return;
+  if (!force && p->ntl == 0 && el < p->tl_interval * 0.999) return;
+  if (p->ntl > 0 && el <= p->tl[p->ntl - 1].t) return;
+  if (p->ntl == FL_MAX_TL) { /* keep every other sample, double the interval */
+    int k = 0;
+    for (int i = 1; i < p->ntl; i += 2) p->tl[k++] = p->tl[i];
+    p->ntl = k;
+    p->tl_interval *= 2;
+  }
+  uint64_t ops = 0;
+  for (int k = 0; k < K__N; k++) ops += fl_sum_ops(o, k);
+  p->tl[p->ntl].t = el;
+  p->tl[p->ntl].ops = ops;
+  p->tl[p->ntl].viol = viol;
+  p->ntl++;
+  if (p->progress)
+    fprintf(stderr, "PROGRESS t=%.2f ops=%llu violations=%llu\n", el, (unsigned long long)ops,
+            (unsigned long long)viol);
+}
+
 static void *wd_main(void *arg) {
   (void)arg;
   while (atomic_load(&wd_running)) {
     fl_watchdog_check(wd_prog, wd_oracle);
+    tl_sample(wd_prog, wd_oracle, 0);
     fl_sleep_us(200000);
   }
   return NULL;
@@ -461,7 +514,10 @@ void fl_watchdog_start(fl_prog *p, fl_oracle *o) {
 }
 
 void fl_watchdog_stop(void) {
-  if (atomic_exchange(&wd_running, 0)) pthread_join(wd_thread, NULL);
+  if (atomic_exchange(&wd_running, 0)) {
+    pthread_join(wd_thread, NULL);
+    tl_sample(wd_prog, wd_oracle, 1);
+  }
 }
 
 /* ------------------------------------------------------------------ actors */
