@@ -299,6 +299,23 @@ export class CachedFileData implements FileData {
           const raFills: Promise<Buffer>[] = [];
           for (let i = last + 1; i <= raLast; i++) {
             if (pages.get(i) !== undefined) continue;
+            if (pastEof) {
+              // Bug read-past-eof: the window (sized from the i_size sampled before the lock) is read
+              // from the store now and published later, unlocked, without re-checking the size or
+              // whether a truncate dropped the range meanwhile: the fault-around class of bug. A
+              // truncate down between the store read and the publish leaves pre-truncate data cached
+              // past EOF, served after the file is extended again (STALE superseded by truncate).
+              this.stats.readaheadPages++;
+              void this.loadPage(i).then(
+                (b) => {
+                  if (this.destroyed || pages.get(i) !== undefined) return;
+                  pages.setClean(i, b ?? ZERO_PAGE);
+                  if ((i + 1) * PAGE_SIZE > this.size_) this.stats.bugAct('read-past-eof');
+                },
+                () => undefined,
+              );
+              continue;
+            }
             const r = pages.fill(i, () => this.loadPage(i));
             if (r instanceof Promise) raFills.push(r);
           }
