@@ -671,7 +671,9 @@ export class Filesystem<D extends FileData = FileData> {
     } else if (i.kind === 'symlink') {
       size = byteLength(i.target!, this.#enc);
     } else {
+      // A directory occupies one 4 KiB block, as on ext4 (du and ls -s agree across filesystems).
       size = PAGE_SIZE;
+      blocks = PAGE_SIZE / 512;
     }
     return {
       ino: i.ino,
