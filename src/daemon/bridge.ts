@@ -164,14 +164,14 @@ export function createOps(ctx: BridgeContext): FuseOps {
       reply.create(entry(r.entry), r.fh, fileFlags);
     }),
     read: timed('read', (req, reply) => {
-      const r = fs.read(req.ino, req.fh, req.off, req.size, req.signal);
+      const r = fs.read(req.ino, req.fh, req.off, req.size, req.cheapSignal ?? req.signal);
       if (r instanceof Promise) return r.then((buf) => replyRead(req, reply, buf));
       return replyRead(req, reply, r);
     }),
     write: timed('write', async (req, reply) => {
       const tr = ctx.trace();
       if (tr) tr.line({ ev: 'data', id: req.id, op: 'write', off: req.off, len: req.data.length, units: unitDigests(req.data, req.off) });
-      reply.written(await fs.write(req.ino, req.fh, req.off, req.data, req.signal));
+      reply.written(await fs.write(req.ino, req.fh, req.off, req.data, req.cheapSignal ?? req.signal));
     }),
     flush: timed('flush', async (req, reply) => {
       await fs.flush(req.ino, req.fh);
@@ -186,7 +186,7 @@ export function createOps(ctx: BridgeContext): FuseOps {
       reply.ok();
     }),
     fallocate: timed('fallocate', async (req, reply) => {
-      await fs.fallocate(req.ino, req.fh, req.mode, req.offset, req.length, req.signal);
+      await fs.fallocate(req.ino, req.fh, req.mode, req.offset, req.length, req.cheapSignal ?? req.signal);
       reply.ok();
     }),
     lseek: timed('lseek', (req, reply) => reply.offset(fs.lseek(req.ino, req.fh, req.off, req.whence))),

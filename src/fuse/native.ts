@@ -27,6 +27,8 @@ export interface NativeMountConfig {
   maxBackground: number;
   congestionThreshold: number;
   timeoutMs: number;
+  /** Loop mode 'uv' (the JS thread polls /dev/fuse through libuv) instead of a loop thread. */
+  uvLoop: boolean;
   onRequest: (id: number, op: number, name?: string, name2?: string, data?: Buffer) => void;
   onEvent: (kind: number, id: number) => void;
   reqScratch: Float64Array;
@@ -84,6 +86,8 @@ export interface NativeAddon {
   replyOpen(h: NativeHandle, id: number, fh: number, openFlags: number): boolean;
   replyWrite(h: NativeHandle, id: number, count: number): boolean;
   replyBuf(h: NativeHandle, id: number, data: ArrayBufferView | null | undefined): boolean;
+  /** Gather reply (fuse_reply_iov) of up to 1024 buffers, for read / readdir / readdirplus. */
+  replyIov(h: NativeHandle, id: number, bufs: readonly ArrayBufferView[]): boolean;
   replyStatfs(h: NativeHandle, id: number): boolean;
   replyLseek(h: NativeHandle, id: number, off: number): boolean;
   replyXattr(h: NativeHandle, id: number, size: number): boolean;

@@ -312,11 +312,41 @@ export class FuseRequest {
     return this._reason !== undefined;
   }
 
+  /** See RequestBase.cheapSignal. */
+  get cheapSignal(): AbortSignal {
+    if (this._ac) return this._ac.signal;
+    return new CheapSignal(this) as unknown as AbortSignal;
+  }
+
   /** @internal */
   _abort(reason: unknown): void {
     if (this._reason !== undefined) return;
     this._reason = reason;
     this._ac?.abort(reason);
+  }
+}
+
+/**
+ * RequestBase.cheapSignal: the AbortSignal subset a range-lock wait uses, backed by the request.
+ * Adding a listener materialises the request's real AbortController (FuseRequest.signal) and
+ * registers there, so a later _abort() reaches it; before that, nothing can be listening.
+ */
+class CheapSignal {
+  constructor(private readonly r: FuseRequest) {}
+  get aborted(): boolean {
+    return this.r._reason !== undefined;
+  }
+  get reason(): unknown {
+    return this.r._reason;
+  }
+  throwIfAborted(): void {
+    if (this.r._reason !== undefined) throw this.r._reason;
+  }
+  addEventListener(...a: Parameters<AbortSignal['addEventListener']>): void {
+    this.r.signal.addEventListener(...a);
+  }
+  removeEventListener(...a: Parameters<AbortSignal['removeEventListener']>): void {
+    this.r._ac?.signal.removeEventListener(...a);
   }
 }
 
@@ -461,6 +491,11 @@ export class FuseReply {
     this.end(this.s._n.replyBuf(this.s._h, this.req.id, buf), this.s.debug ? `data ${buf ? buf.byteLength : 0}B` : '');
   }
 
+  dataV(bufs: readonly Uint8Array[]): void {
+    if (!this.begin('dataV()')) return;
+    this.end(this.s._n.replyIov(this.s._h, this.req.id, bufs), this.s.debug ? `dataV ${bufs.length} buffers` : '');
+  }
+
   written(count: number): void {
     if (!this.begin('written()')) return;
     this.end(this.s._n.replyWrite(this.s._h, this.req.id, count), this.s.debug ? `written ${count}` : '');
@@ -554,6 +589,16 @@ function onSignal(sig: NodeJS.Signals): void {
 
 let exitHookInstalled = false;
 
+const DEFAULT_LOOP: 'thread' | 'uv' = 'uv';
+
+function loopMode(o: unknown): 'thread' | 'uv' {
+  const v = o ?? (process.env.FAULTLINE_FUSE_LOOP || undefined) ?? DEFAULT_LOOP;
+  if (v !== 'thread' && v !== 'uv') {
+    throw new TypeError(`FUSE loop mode must be 'thread' or 'uv' (option loop / FAULTLINE_FUSE_LOOP), not ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
 /**
  * process.exit() on the main thread does not run N-API env cleanup hooks, so tear every live
  * session down synchronously from 'exit' (stop the loop, fail outstanding requests, close
@@ -628,6 +673,8 @@ export class FuseSession {
   readonly closed: Promise<void>;
   readonly debug: boolean;
   readonly handleSignals: boolean;
+  /** Who reads /dev/fuse: 'uv' (the JS thread, through libuv) or 'thread' (a native loop thread). */
+  readonly loop: 'thread' | 'uv';
 
   /** @internal */ _n: NativeAddon;
   /** @internal */ _h!: NativeHandle;
@@ -649,6 +696,7 @@ export class FuseSession {
     this.ops = ops;
     this.debug = !!o.debug;
     this.handleSignals = o.handleSignals ?? true;
+    this.loop = loopMode(o.loop);
     this.logFn = o.log ?? ((line: string) => void process.stderr.write(line + '\n'));
     this._n = native;
     this.closed = new Promise<void>((r) => (this.resolveClosed = r));
@@ -714,6 +762,7 @@ export class FuseSession {
         maxBackground: o.maxBackground ?? 0,
         congestionThreshold: o.congestionThreshold ?? 0,
         timeoutMs: o.requestTimeoutMs ?? 30_000,
+        uvLoop: this.loop === 'uv',
         onRequest: this.onRequest,
         onEvent: this.onEvent,
         reqScratch: this.reqScratch,

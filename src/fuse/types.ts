@@ -100,6 +100,14 @@ export interface RequestBase {
   readonly signal: AbortSignal;
   /** Same as signal.aborted without materialising the AbortSignal. */
   readonly aborted: boolean;
+  /**
+   * A cheap stand-in for `signal` for hot paths: `aborted`, `reason`, `throwIfAborted()` and
+   * `addEventListener` / `removeEventListener` of 'abort' (what a range-lock wait needs). The real
+   * AbortController (several µs and GC pressure per request) is only created once a listener is
+   * added. It is not an AbortSignal instance: give `signal` to APIs that need a real one
+   * (AbortSignal.any, timers/promises, fetch). Optional so that hand-made requests still type-check.
+   */
+  readonly cheapSignal?: AbortSignal;
 }
 
 export interface InoRequest extends RequestBase {
@@ -271,6 +279,12 @@ export interface CreateReply extends ReplyBase {
 export interface DataReply extends ReplyBase {
   /** Zero-copy: the kernel copies the bytes during the reply; the buffer may be reused afterwards. */
   data(buf: Uint8Array | null | undefined): void;
+  /**
+   * Gather reply (fuse_reply_iov): the buffers' bytes back to back, zero-copy, e.g. the cached
+   * pages of a multi-page READ without assembling them into one Buffer first. At most 1024
+   * buffers; their total must not exceed req.size.
+   */
+  dataV(bufs: readonly Uint8Array[]): void;
 }
 export interface WriteReply extends ReplyBase {
   written(count: number): void;
@@ -386,6 +400,13 @@ export interface MountOptions {
    * a later reply from JS is logged and dropped. 0 disables. Default 30000.
    */
   requestTimeoutMs?: number;
+  /**
+   * Who reads /dev/fuse. 'uv': the JS thread itself, from a libuv poll handle on Node's event loop
+   * (non-blocking fd, up to 64 requests per wake-up, handlers called directly: no thread hop).
+   * 'thread': a native loop thread that hands each request to JS through a threadsafe function.
+   * Default: the FAULTLINE_FUSE_LOOP environment variable if set, else 'uv' (measured faster).
+   */
+  loop?: 'thread' | 'uv';
   /** How long mount() waits for FUSE_INIT. Default 10000. */
   initTimeoutMs?: number;
   /** Log every request and reply, one line each. */

@@ -1,14 +1,25 @@
 /*
  * faultline_fuse: an N-API addon over libfuse3's low-level API.
  *
+ * Who reads /dev/fuse (mount config uvLoop, MountOptions.loop in TypeScript):
+ *   'uv'      (default) the JS thread itself: the fd (O_NONBLOCK) is watched by a uv_poll_t on
+ *             Node's loop; the callback receives and processes up to UV_BATCH requests (EAGAIN
+ *             returns to libuv, so the JS thread never blocks on its own mount), inside a handle
+ *             scope and a callback scope. The ll_* handlers call the JS dispatcher directly: no
+ *             thread hop (the tsfn wake-up cost about 6 us per request). WRITE data is copied once,
+ *             from libfuse's receive buffer straight into a JS Buffer. Teardown from inside a
+ *             handler is split: the libfuse session is destroyed only after process_buf returns.
+ *   'thread'  a native loop thread (poll + fuse_session_receive_buf/process_buf, i.e.
+ *             fuse_session_loop with a wake-up eventfd so teardown never closes the fd under a
+ *             blocked reader). Each forwarded handler allocates a slot, copies its pointer
+ *             arguments, registers an interrupt callback with the request id and posts the id to
+ *             a threadsafe function. It never replies (except on errors) and never waits on JS.
+ * In both modes every handler allocates a slot (id, interrupt callback by id), and interrupts,
+ * INIT, LOOP_END, watchdog expiries and notify results reach JS through the tsfn.
  * Threads (per mounted session):
- *   loop      reads /dev/fuse (poll + fuse_session_receive_buf/process_buf, i.e. fuse_session_loop
- *             with a wake-up eventfd so teardown never closes the fd under a blocked reader). Each
- *             forwarded handler allocates a slot, copies its pointer arguments, registers an
- *             interrupt callback with the request id and posts the id to a threadsafe function.
- *             It never replies (except on errors) and never waits on JS.
- *   JS        receives requests (call_js -> onRequest), replies with reply*(handle, id, ...) which
- *             call fuse_reply_* directly. Exactly once: slot_take() checks the generation.
+ *   loop      ('thread' mode only) see above.
+ *   JS        receives requests (onRequest), replies with reply*(handle, id, ...) which call
+ *             fuse_reply_* directly. Exactly once: slot_take() checks the generation.
  *   watchdog  answers EIO for requests older than the timeout, logs them, counts them.
  *   notifier  runs notify_inval_inode / inval_entry / store from a queue; resolves Promises.
  *   unmounter umount2(MNT_DETACH) (root) or `fusermount3 -u -q -z` (non-root) while the loop keeps
@@ -24,6 +35,7 @@
 
 #include <fuse_lowlevel.h>
 #include <node_api.h>
+#include <uv.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -45,6 +57,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -132,6 +145,7 @@ typedef struct slot {
   uint32_t expired_gen;
   int32_t prev, next; /* outstanding list (oldest first) / free list (next) */
   uint8_t op, state, interrupted, posted;
+  uint8_t borrowed; /* uv mode: data points into libfuse's receive buffer (valid until post returns) */
   uint32_t size; /* requested size: read, readdir(plus), getxattr, listxattr, write */
   uint64_t ino;
   uint64_t start_ns;
@@ -182,7 +196,7 @@ typedef struct initinfo {
 } initinfo_t;
 
 typedef struct session {
-  atomic_int refs; /* JS handle + tsfn */
+  atomic_int refs; /* JS handle + tsfn (+ the uv poll handle until its close callback) */
   napi_env env;
   napi_threadsafe_function tsfn;
   napi_ref on_request, on_event, req_scratch_ref, reply_scratch_ref;
@@ -198,6 +212,19 @@ typedef struct session {
   int n_aux;
   opts_t opts;
   initinfo_t init;
+
+  /* loop mode 'uv': the JS thread reads /dev/fuse itself from a uv_poll_t on Node's loop */
+  bool uv_mode;
+  uv_poll_t poll;
+  bool poll_inited, poll_closed;
+  struct fuse_buf fbuf;        /* receive buffer reused across callbacks (bufsize, malloc'd by libfuse) */
+  int dispatch_depth;          /* > 0 while fuse_session_process_buf is on the JS thread's stack */
+  bool finish_deferred;        /* teardown called during dispatch: finish after the stack unwinds */
+  bool finish_in_hook;
+  bool finished;
+  bool session_ok;
+  napi_async_context actx;
+  napi_ref resource_ref;
 
   pthread_t loop_thr, wd_thr, notify_thr, unmount_thr;
   bool loop_started, wd_started, notify_started, unmount_started;
@@ -378,7 +405,9 @@ static fuse_req_t release_locked(session_t *s, slot_t *sl) {
   sl->req = NULL;
   free(sl->name); sl->name = NULL;
   free(sl->name2); sl->name2 = NULL;
-  free(sl->data); sl->data = NULL;
+  if (!sl->borrowed) free(sl->data);
+  sl->data = NULL;
+  sl->borrowed = 0;
   sl->datalen = 0;
   sl->state = SLOT_FREE;
   sl->gen++;
@@ -427,6 +456,7 @@ static slot_t *begin(fuse_req_t req, int op, uint64_t ino) {
   sl->start_ns = mono_ns();
   sl->name = sl->name2 = NULL;
   sl->data = NULL;
+  sl->borrowed = 0;
   sl->datalen = 0;
   sl->next = -1;
   sl->prev = s->out_tail;
@@ -469,7 +499,12 @@ static void on_interrupt(fuse_req_t req, void *data) {
   if (post) napi_call_threadsafe_function(s->tsfn, TAG(EV_INTERRUPT, id), napi_tsfn_nonblocking);
 }
 
-/* Hand the request to JS (loop thread). Nothing may touch sl or req afterwards. */
+static void deliver_request(napi_env env, session_t *s, uint64_t id);
+
+/* Hand the request to JS (loop thread). Nothing may touch sl or req afterwards.
+ * In uv mode this runs on the JS thread (inside fuse_session_process_buf, called from the poll
+ * callback, which holds a handle scope and a callback scope) and calls the dispatcher directly:
+ * the handler may reply synchronously (libfuse does not touch req after the op returns). */
 static void post(session_t *s, slot_t *sl) {
   uint64_t id = slot_id(s, sl);
   fuse_req_t req = sl->req;
@@ -477,6 +512,10 @@ static void post(session_t *s, slot_t *sl) {
   pthread_mutex_lock(&s->mu);
   sl->posted = 1;
   pthread_mutex_unlock(&s->mu);
+  if (s->uv_mode) {
+    deliver_request(s->env, s, id);
+    return;
+  }
   if (napi_call_threadsafe_function(s->tsfn, TAG(T_REQ, id), napi_tsfn_nonblocking) != napi_ok) {
     pthread_mutex_lock(&s->mu);
     slot_t *cur = lookup_locked(s, id);
@@ -565,6 +604,8 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
   post(s, sl);
 }
 
+static void deliver_forgets(napi_env env, session_t *s, forget_ev_t *ev);
+
 static void post_forgets(session_t *s, size_t count, const uint64_t *inos, const uint64_t *nl,
                          const struct fuse_forget_data *fd) {
   forget_ev_t *ev = malloc(sizeof *ev + count * 2 * sizeof(double));
@@ -576,6 +617,12 @@ static void post_forgets(session_t *s, size_t count, const uint64_t *inos, const
     ev->pairs[2 * i + 1] = (double)(fd ? fd[i].nlookup : nl[i]);
   }
   atomic_fetch_add(&s->c_forgets, count);
+  if (s->uv_mode) {
+    /* JS thread: deliver in order with the requests around it. */
+    deliver_forgets(s->env, s, ev);
+    free(ev);
+    return;
+  }
   if (napi_call_threadsafe_function(s->tsfn, ev, napi_tsfn_nonblocking) != napi_ok) free(ev);
 }
 
@@ -713,7 +760,12 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
   slot_t *sl = begin(req, OP_WRITE, ino);
   if (!sl) return;
   session_t *s = fuse_req_userdata(req);
-  if (size) {
+  if (size && s->uv_mode) {
+    /* Delivered synchronously while buf is still valid: deliver_request copies it straight into
+     * a JS Buffer (no malloc + copy + external-buffer finalizer). */
+    sl->data = (void *)buf;
+    sl->borrowed = 1;
+  } else if (size) {
     sl->data = malloc(size);
     if (!sl->data) { fail_unposted(s, sl, ENOMEM); return; }
     memcpy(sl->data, buf, size);
@@ -1060,6 +1112,13 @@ static void *unmount_main(void *arg) {
   s->unmount_err = err;
   if (err) flog("faultline-fuse: unmount %s failed: %s", s->mountpoint, strerror(err));
   atomic_store(&s->stop_loop, true);
+  if (s->uv_mode) {
+    /* No loop thread to notice the eventfd: end the session from here (the poll callback stops
+     * reading once it sees stop_loop; JS answers LOOP_END with destroy()). */
+    if (!atomic_exchange(&s->loop_ended, true))
+      napi_call_threadsafe_function(s->tsfn, TAG(EV_LOOP_END, 0), napi_tsfn_nonblocking);
+    return NULL;
+  }
   uint64_t one = 1;
   ssize_t w = write(s->efd, &one, sizeof one);
   (void)w;
@@ -1087,17 +1146,25 @@ static bool fusectl_abort(session_t *s) {
  * nobody did -> release tsfn. Idempotent. Returns the number of requests failed with EIO. */
 
 static void cleanup_hook(void *arg);
+static void teardown_finish(session_t *s);
+static void teardown_unmount(session_t *s, bool in_hook);
 
 static uint32_t teardown(session_t *s, bool in_hook) {
   if (atomic_exchange(&s->torn_down, true)) return 0;
   uint32_t failed = 0;
 
-  if (s->loop_started) {
+  if (s->loop_started && !s->uv_mode) {
     atomic_store(&s->stop_loop, true);
     uint64_t one = 1;
     ssize_t w = write(s->efd, &one, sizeof one);
     (void)w;
     pthread_join(s->loop_thr, NULL);
+    s->loop_started = false;
+  }
+  if (s->uv_mode) {
+    /* JS thread: stop reading. The handle is closed (uv_close) in teardown_finish, before the fd. */
+    atomic_store(&s->stop_loop, true);
+    if (s->poll_inited && !s->poll_closed) uv_poll_stop(&s->poll);
     s->loop_started = false;
   }
   /* Replies below may hit an aborted connection; an exited session keeps libfuse quiet about it. */
@@ -1112,7 +1179,9 @@ static uint32_t teardown(session_t *s, bool in_hook) {
     s->wd_started = false;
   }
 
-  /* Fail every outstanding request. The loop is stopped, so nothing new arrives. */
+  /* Fail every outstanding request. The loop is stopped, so nothing new arrives. (In uv mode a
+   * request whose handler is on the stack right now may be among them: libfuse does not touch a
+   * request after its op returns, so answering it here is safe.) */
   for (;;) {
     pthread_mutex_lock(&s->mu);
     s->closed = true;
@@ -1145,14 +1214,24 @@ static uint32_t teardown(session_t *s, bool in_hook) {
     }
     if (session_ok) s->notify_started = false;
   }
+  s->session_ok = session_ok;
+  s->finish_in_hook = in_hook;
 
-  if (s->se && session_ok) {
-    fuse_session_destroy(s->se); /* closes /dev/fuse: aborts the connection if still alive */
-    s->se = NULL;
-  } else if (s->se) {
-    fusectl_abort(s);
+  if (s->dispatch_depth > 0) {
+    /* uv mode, called from a handler inside fuse_session_process_buf: the session (and the
+     * receive buffer) must outlive the libfuse frames on the stack. The poll callback finishes.
+     * (Not even the unmount may run here: with the connection still alive, umount2 could wait
+     * for a WRITE only this thread can answer. If the process exits first, e.g. process.exit()
+     * from a handler, auto_unmount removes the mount.) */
+    s->finish_deferred = true;
+    return failed;
   }
+  teardown_finish(s);
+  return failed;
+}
 
+/* Join the unmounter or unmount now, then let fusermount3's auto_unmount watcher go. Idempotent. */
+static void teardown_unmount(session_t *s, bool in_hook) {
   if (s->unmount_started) {
     pthread_join(s->unmount_thr, NULL);
     s->unmount_started = false;
@@ -1162,19 +1241,54 @@ static uint32_t teardown(session_t *s, bool in_hook) {
       if (err) flog("faultline-fuse: unmount %s failed: %s", s->mountpoint, strerror(err));
     }
   }
-
   /* The mount is gone: let fusermount3's auto_unmount watcher exit now, not at process exit. */
   for (int i = 0; i < s->n_aux; i++) close(s->aux_fds[i]);
   s->n_aux = 0;
+}
+
+static void poll_close_cb(uv_handle_t *h) {
+  session_unref(h->data);
+}
+
+/* Second half of teardown: close the poll handle, destroy the libfuse session (closes the fd),
+ * unmount, release the tsfn. JS thread, never while process_buf is on the stack. */
+static void teardown_finish(session_t *s) {
+  if (s->finished) return;
+  s->finished = true;
+  s->finish_deferred = false;
+  bool in_hook = s->finish_in_hook;
+
+  if (s->poll_inited && !s->poll_closed) {
+    s->poll_closed = true;
+    uv_close((uv_handle_t *)&s->poll, poll_close_cb); /* removes the fd from epoll now */
+  }
+
+  if (s->se && s->session_ok) {
+    fuse_session_destroy(s->se); /* closes /dev/fuse: aborts the connection if still alive */
+    s->se = NULL;
+  } else if (s->se) {
+    fusectl_abort(s);
+  }
+  free(s->fbuf.mem);
+  s->fbuf.mem = NULL;
+
+  teardown_unmount(s, in_hook);
 
   if (s->hook_added && !in_hook) {
     napi_remove_env_cleanup_hook(s->env, cleanup_hook, s);
   }
   s->hook_added = false;
+  if (s->actx && !in_hook) {
+    napi_async_destroy(s->env, s->actx);
+    s->actx = NULL;
+  }
+  if (s->resource_ref && !in_hook) {
+    napi_delete_reference(s->env, s->resource_ref);
+    s->resource_ref = NULL;
+  }
   if (s->tsfn) {
     napi_release_threadsafe_function(s->tsfn, in_hook ? napi_tsfn_abort : napi_tsfn_release);
   }
-  return failed;
 }
 
 static void cleanup_hook(void *arg) {
@@ -1232,8 +1346,10 @@ static void deliver_request(napi_env env, session_t *s, uint64_t id) {
   char *name = sl->name, *name2 = sl->name2;
   void *data = sl->data;
   size_t datalen = sl->datalen;
+  bool borrowed = sl->borrowed;
   sl->name = sl->name2 = NULL;
   sl->data = NULL;
+  sl->borrowed = 0;
   sl->datalen = 0;
   pthread_mutex_unlock(&s->mu);
 
@@ -1247,7 +1363,24 @@ static void deliver_request(napi_env env, session_t *s, uint64_t id) {
   if (name2) napi_create_string_utf8(env, name2, NAPI_AUTO_LENGTH, &argv[3]);
   free(name);
   free(name2);
-  if (op == OP_WRITE) {
+  if (op == OP_WRITE && borrowed) {
+    void *dst;
+    if (napi_create_buffer_copy(env, datalen, data, &dst, &argv[4]) != napi_ok) {
+      /* Could not allocate the Buffer: answer ENOMEM instead of calling JS without data. */
+      pthread_mutex_lock(&s->mu);
+      slot_t *cur = lookup_locked(s, id);
+      fuse_req_t r = cur ? release_locked(s, cur) : NULL;
+      pthread_mutex_unlock(&s->mu);
+      bool pending = false;
+      napi_is_exception_pending(env, &pending);
+      if (pending) {
+        napi_value exc;
+        napi_get_and_clear_last_exception(env, &exc);
+      }
+      if (r) fuse_reply_err(r, ENOMEM);
+      return;
+    }
+  } else if (op == OP_WRITE) {
     if (data) {
       if (napi_create_external_buffer(env, datalen, data, free_cb, NULL, &argv[4]) != napi_ok) {
         /* External buffers unavailable: fall back to a copy. */
@@ -1259,10 +1392,24 @@ static void deliver_request(napi_env env, session_t *s, uint64_t id) {
       void *dst;
       napi_create_buffer(env, 0, &dst, &argv[4]);
     }
-  } else {
+  } else if (!borrowed) {
     free(data);
   }
   call_fn(env, s->on_request, 5, argv);
+}
+
+static void deliver_forgets(napi_env env, session_t *s, forget_ev_t *ev) {
+  for (size_t i = 0; i < ev->count; i++) {
+    napi_handle_scope scope;
+    napi_open_handle_scope(env, &scope);
+    s->req_scratch[A_INO] = ev->pairs[2 * i];
+    s->req_scratch[A_ARG0] = ev->pairs[2 * i + 1];
+    napi_value argv[2];
+    napi_create_double(env, 0, &argv[0]);
+    napi_create_int32(env, OP_FORGET, &argv[1]);
+    call_fn(env, s->on_request, 2, argv);
+    napi_close_handle_scope(env, scope);
+  }
 }
 
 static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
@@ -1298,14 +1445,7 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
     evhdr_t *h = data;
     if (h->kind == EVP_FORGET) {
       forget_ev_t *ev = data;
-      for (size_t i = 0; i < ev->count; i++) {
-        s->req_scratch[A_INO] = ev->pairs[2 * i];
-        s->req_scratch[A_ARG0] = ev->pairs[2 * i + 1];
-        napi_value argv[2];
-        napi_create_double(env, 0, &argv[0]);
-        napi_create_int32(env, OP_FORGET, &argv[1]);
-        call_fn(env, s->on_request, 2, argv);
-      }
+      deliver_forgets(env, s, ev);
       free(ev);
     } else if (h->kind == EVP_NOTIFY) {
       nitem_t *it = data;
@@ -1335,6 +1475,65 @@ static void handle_finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   session_unref(data);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Loop mode 'uv': /dev/fuse (O_NONBLOCK) is watched by a uv_poll_t on Node's loop; the callback
+ * reads and processes up to UV_BATCH requests, then yields to libuv. The ll_* handlers run on the
+ * JS thread and call the dispatcher directly (no thread hop). The JS thread never blocks on its
+ * own mount: EAGAIN returns to libuv. Interrupts, INIT, LOOP_END, watchdog expiries and
+ * notifications still travel through the tsfn (queued, asynchronous). */
+
+#ifndef UV_BATCH
+#define UV_BATCH 64
+#endif
+
+static void on_fuse_readable(uv_poll_t *h, int status, int events) {
+  (void)events;
+  session_t *s = h->data;
+  if (atomic_load(&s->torn_down) || s->finished) return;
+  if (status < 0 || atomic_load(&s->stop_loop) || !s->se || fuse_session_exited(s->se)) {
+    uv_poll_stop(h);
+    /* libuv reports POLLERR as UV_EBADF: /dev/fuse signals a dead connection that way. */
+    if (status < 0 && status != UV_EBADF) flog("faultline-fuse: poll /dev/fuse: %s", uv_strerror(status));
+    if (status < 0 && !atomic_exchange(&s->loop_ended, true))
+      napi_call_threadsafe_function(s->tsfn, TAG(EV_LOOP_END, 0), napi_tsfn_nonblocking);
+    return;
+  }
+  napi_env env = s->env;
+  napi_handle_scope hs;
+  napi_open_handle_scope(env, &hs);
+  napi_value resource = NULL;
+  napi_callback_scope cs = NULL;
+  if (s->resource_ref) napi_get_reference_value(env, s->resource_ref, &resource);
+  if (resource && s->actx) napi_open_callback_scope(env, resource, s->actx, &cs);
+  bool ended = false;
+  s->dispatch_depth++;
+  for (int i = 0; i < UV_BATCH; i++) {
+    if (atomic_load(&s->torn_down) || atomic_load(&s->stop_loop)) break;
+    int res = fuse_session_receive_buf(s->se, &s->fbuf);
+    if (res == -EAGAIN) break;
+    if (res == -EINTR) continue;
+    if (res <= 0) { /* 0: ENODEV (unmounted or aborted) */
+      ended = true;
+      break;
+    }
+    napi_handle_scope rs;
+    napi_open_handle_scope(env, &rs);
+    fuse_session_process_buf(s->se, &s->fbuf);
+    napi_close_handle_scope(env, rs);
+  }
+  s->dispatch_depth--;
+  if ((ended || atomic_load(&s->stop_loop)) && !s->finished && !s->finish_deferred) {
+    uv_poll_stop(h);
+    if (ended && !atomic_exchange(&s->loop_ended, true))
+      napi_call_threadsafe_function(s->tsfn, TAG(EV_LOOP_END, 0), napi_tsfn_nonblocking);
+  }
+  /* Closing the callback scope runs queued microtasks and nextTicks (async handlers continue
+   * here); they may call destroy(), which then runs to completion (dispatch_depth is 0). */
+  if (cs) napi_close_callback_scope(env, cs);
+  napi_close_handle_scope(env, hs);
+  if (s->finish_deferred) teardown_finish(s);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1637,6 +1836,34 @@ static napi_value js_reply_write(napi_env env, napi_callback_info info) {
   return mk_bool(env, true);
 }
 
+/* Bytes of a TypedArray / DataView (false: not one). */
+static bool view_bytes(napi_env env, napi_value v, void **data, size_t *len) {
+  bool is_ta = false, is_dv = false;
+  napi_is_typedarray(env, v, &is_ta);
+  if (is_ta) {
+    napi_typedarray_type tt;
+    size_t n;
+    napi_value ab;
+    size_t off;
+    napi_get_typedarray_info(env, v, &tt, &n, data, &ab, &off);
+    size_t el = 1;
+    switch (tt) {
+      case napi_int16_array: case napi_uint16_array: el = 2; break;
+      case napi_int32_array: case napi_uint32_array: case napi_float32_array: el = 4; break;
+      case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: el = 8; break;
+      default: el = 1;
+    }
+    *len = n * el;
+    return true;
+  }
+  napi_is_dataview(env, v, &is_dv);
+  if (!is_dv) return false;
+  napi_value ab;
+  size_t off;
+  napi_get_dataview_info(env, v, len, data, &ab, &off);
+  return true;
+}
+
 /* replyBuf(handle, id, data?: ArrayBufferView) — zero-copy: the kernel copies during writev. */
 static napi_value js_reply_buf(napi_env env, napi_callback_info info) {
   REPLY_PROLOGUE(3);
@@ -1644,31 +1871,8 @@ static napi_value js_reply_buf(napi_env env, napi_callback_info info) {
   size_t len = 0;
   napi_valuetype t;
   napi_typeof(env, argv[2], &t);
-  if (t != napi_undefined && t != napi_null) {
-    bool is_ta = false, is_dv = false;
-    napi_is_typedarray(env, argv[2], &is_ta);
-    if (is_ta) {
-      napi_typedarray_type tt;
-      size_t n;
-      napi_value ab;
-      size_t off;
-      napi_get_typedarray_info(env, argv[2], &tt, &n, &data, &ab, &off);
-      size_t el = 1;
-      switch (tt) {
-        case napi_int16_array: case napi_uint16_array: el = 2; break;
-        case napi_int32_array: case napi_uint32_array: case napi_float32_array: el = 4; break;
-        case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: el = 8; break;
-        default: el = 1;
-      }
-      len = n * el;
-    } else {
-      napi_is_dataview(env, argv[2], &is_dv);
-      if (!is_dv) THROW_TYPE(env, "faultline_fuse: data() expects a Buffer/Uint8Array");
-      napi_value ab;
-      size_t off;
-      napi_get_dataview_info(env, argv[2], &len, &data, &ab, &off);
-    }
-  }
+  if (t != napi_undefined && t != napi_null && !view_bytes(env, argv[2], &data, &len))
+    THROW_TYPE(env, "faultline_fuse: data() expects a Buffer/Uint8Array");
   uint32_t size;
   int op;
   int r = peek(env, s, id, BUF_OPS, "data()", &op, &size, NULL);
@@ -1680,6 +1884,40 @@ static napi_value js_reply_buf(napi_env env, napi_callback_info info) {
   fuse_req_t req = take(s, id);
   if (!req) return mk_bool(env, false);
   fuse_reply_buf(req, data ? data : "", len);
+  return mk_bool(env, true);
+}
+
+#define MAX_IOV 1024
+
+/* replyIov(handle, id, bufs: ArrayBufferView[]) — gather reply (fuse_reply_iov): the buffers are
+ * sent back to back, zero-copy (the kernel copies them during writev). */
+static napi_value js_reply_iov(napi_env env, napi_callback_info info) {
+  REPLY_PROLOGUE(3);
+  bool is_arr = false;
+  napi_is_array(env, argv[2], &is_arr);
+  if (!is_arr) THROW_TYPE(env, "faultline_fuse: dataV() expects an array of Buffers/Uint8Arrays");
+  uint32_t n;
+  napi_get_array_length(env, argv[2], &n);
+  if (n > MAX_IOV) THROW_RANGE(env, "faultline_fuse: dataV() with %u buffers (at most %d)", n, MAX_IOV);
+  struct iovec iov[MAX_IOV];
+  size_t total = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    if (napi_get_element(env, argv[2], i, &v) != napi_ok || !view_bytes(env, v, &iov[i].iov_base, &iov[i].iov_len))
+      THROW_TYPE(env, "faultline_fuse: dataV(): element %u is not a Buffer/Uint8Array", i);
+    if (!iov[i].iov_base) iov[i].iov_base = (void *)"";
+    total += iov[i].iov_len;
+  }
+  uint32_t size;
+  int op;
+  int r = peek(env, s, id, OPBIT(OP_READ) | OPBIT(OP_READDIR) | OPBIT(OP_READDIRPLUS), "dataV()", &op, &size, NULL);
+  if (r < 0) return NULL;
+  if (r == 0) return mk_bool(env, false);
+  if (total > size) THROW_RANGE(env, "faultline_fuse: dataV() of %zu bytes exceeds the %u bytes %s asked for", total, size, op_names[op]);
+  fuse_req_t req = take(s, id);
+  if (!req) return mk_bool(env, false);
+  if (n == 0) fuse_reply_buf(req, "", 0);
+  else fuse_reply_iov(req, iov, (int)n);
   return mk_bool(env, true);
 }
 
@@ -2075,6 +2313,7 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   s->opts.max_readahead = mra >= 0 ? (uint32_t)d2u(mra) : 0;
   s->opts.max_background = (uint32_t)d2u(prop_num(env, cfg, "maxBackground", 0));
   s->opts.congestion_threshold = (uint32_t)d2u(prop_num(env, cfg, "congestionThreshold", 0));
+  s->uv_mode = prop_bool(env, cfg, "uvLoop", false);
   double tmo = prop_num(env, cfg, "timeoutMs", 30000);
   s->timeout_ns = (tmo > 0 && tmo < 1e12) ? (uint64_t)(tmo * 1e6) : 0;
 
@@ -2199,9 +2438,35 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
       s->conn_id = (int)min;
   }
 
-  int rc = start_thread(&s->loop_thr, loop_main, s);
+  int rc = 0;
+  if (s->uv_mode) {
+    uv_loop_t *loop = NULL;
+    napi_value resource;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop ||
+        napi_create_object(env, &resource) != napi_ok ||
+        napi_create_reference(env, resource, 1, &s->resource_ref) != napi_ok ||
+        napi_async_init(env, resource, rname, &s->actx) != napi_ok) {
+      rc = EINVAL;
+    } else {
+      int ur = uv_poll_init(loop, &s->poll, fd);
+      if (ur == 0) {
+        s->poll.data = s;
+        s->poll_inited = true;
+        atomic_fetch_add(&s->refs, 1); /* owned by the poll handle until poll_close_cb */
+        ur = uv_poll_start(&s->poll, UV_READABLE, on_fuse_readable);
+      }
+      if (ur != 0) {
+        flog("faultline-fuse: uv_poll on /dev/fuse: %s", uv_strerror(ur));
+        rc = EIO;
+      } else {
+        s->loop_started = true;
+      }
+    }
+  } else {
+    rc = start_thread(&s->loop_thr, loop_main, s);
+    if (rc == 0) s->loop_started = true;
+  }
   if (rc == 0) {
-    s->loop_started = true;
     rc = start_thread(&s->notify_thr, notify_main, s);
     if (rc == 0) s->notify_started = true;
   }
@@ -2355,6 +2620,7 @@ static napi_value Init(napi_env env, napi_value exports) {
     FN("replyOpen", js_reply_open),
     FN("replyWrite", js_reply_write),
     FN("replyBuf", js_reply_buf),
+    FN("replyIov", js_reply_iov),
     FN("replyStatfs", js_reply_statfs),
     FN("replyLseek", js_reply_lseek),
     FN("replyXattr", js_reply_xattr),
