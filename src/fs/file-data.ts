@@ -7,7 +7,11 @@
 //   immutable page buffer (the caller must not modify a read result).
 // - READ miss (R2): SHARED lock over the page-aligned request (plus the readahead window), i_size read
 //   after the grant (R4), every page looked up again and filled under the lock (single flight),
-//   reply assembled from the fill results, then the lock is released.
+//   reply assembled from the fill results, then the lock is released. Fast form (stores with the
+//   optional readPageShared, no read bug mode): the shared lock taken with tryAcquire, the pages
+//   filled synchronously with the store's immutable buffers, reply built and lock released in the
+//   same turn (a Buffer, not a Promise); falls back to the form above if the lock is contended.
+//   Write-through writes with writeShared cache the store's new pages themselves (no second copy).
 // - WRITE: EXCLUSIVE lock over its pages; an extending write locks [floor(min(off, size)), ∞) and
 //   re-checks the size after the grant, re-locking if it moved (R5). Write-through: store first,
 //   then the cached pages are replaced (copy-on-write) and the size updated in one synchronous turn.
@@ -45,7 +49,7 @@ import {
   SEEK_HOLE,
 } from './types.js';
 import { RangeLock, RangeLockStats, type RangeLockHandle } from './range-lock.js';
-import { PageCache, PageState, ZERO_PAGE, type InodePages } from './page-cache.js';
+import { PageCache, PageState, ZERO_PAGE, allocReply, type InodePages } from './page-cache.js';
 import type { InodeWitness, Witness } from './witness.js';
 
 export type CacheMode = 'write-through' | 'writeback';
@@ -160,6 +164,22 @@ const isOffset = (n: number): boolean => Number.isSafeInteger(n) && n >= 0;
 const FALLOC_PUNCH = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
 const FALLOC_ZERO_KEEP = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
 
+/** Bytes [offset, end) from the page buffers of pages first..last: a view inside one page, else one copy. */
+function assemble(bufs: Buffer[], first: number, last: number, offset: number, end: number): Buffer {
+  if (first === last) {
+    const s = offset - first * PAGE_SIZE;
+    const b = bufs[0]!;
+    return s === 0 && end - offset === PAGE_SIZE ? b : b.subarray(s, s + (end - offset));
+  }
+  const out = allocReply(end - offset);
+  let o = 0;
+  for (let i = first; i <= last; i++) {
+    const ps = i * PAGE_SIZE;
+    o += bufs[i - first]!.copy(out, o, i === first ? offset - ps : 0, i === last ? end - ps : PAGE_SIZE);
+  }
+  return out;
+}
+
 /** A copy of page `b` with bytes [from, to) zeroed. */
 function zeroedCopy(b: Buffer, from: number, to: number): Buffer {
   const nb = Buffer.allocUnsafe(PAGE_SIZE);
@@ -238,6 +258,10 @@ export class CachedFileData implements FileData {
         this.stats.readHits++;
         return this.reply(b);
       }
+      if (this.store.readPageShared !== undefined) {
+        const r = this.readMissFast(offset, length);
+        if (r !== undefined) return r;
+      }
     }
     return this.readMiss(offset, length, signal);
   }
@@ -268,82 +292,134 @@ export class CachedFileData implements FileData {
     let h: RangeLockHandle | null = null;
     if (f.bug('no-range-lock')) this.stats.bugAct('no-range-lock');
     else h = await this.acquire(floorPage(offset), lockEnd, 'shared', signal);
-    let out: Buffer;
+    return this.readLocked(h, offset, reqEnd, pastEof, sizeBefore);
+  }
+
+  /**
+   * The miss path in ONE synchronous turn when it can be (store with readPageShared, no bug mode
+   * acting on reads): the shared lock over the same range as readMiss is taken with tryAcquire
+   * (granted only if no earlier conflicting request is live, so it never barges, R2/§2), every
+   * missing page is filled synchronously under it, the reply is assembled and the lock released
+   * before returning a Buffer. If a fill turns asynchronous (a delay point fired, a page already
+   * being filled by another reader), the lock stays held until the returned promise settles.
+   * undefined: not possible now (lock contended, bug mode on); the caller takes readMiss.
+   */
+  private readMissFast(offset: number, length: number): Buffer | Promise<Buffer> | undefined {
+    const f = this.faults;
+    if (f.bug('read-past-eof') || f.bug('no-range-lock')) return undefined;
+    const reqEnd = offset + length;
+    const lockEnd = Math.min(ceilPage(reqEnd) + this.readaheadPages * PAGE_SIZE, MAX_FILE_SIZE + PAGE_SIZE);
+    const h = this.lock.tryAcquire({ start: floorPage(offset), end: lockEnd }, 'shared');
+    if (h === null) return undefined;
+    this.stats.readMisses++;
     try {
-      this.alive();
-      const size = pastEof ? sizeBefore : this.size_; // R4: i_size after the grant
-      if (pastEof && sizeBefore > this.size_) this.stats.bugAct('read-past-eof');
-      const end = Math.min(reqEnd, size);
-      if (offset >= end) return EMPTY;
-      if (end - offset > MAX_READ_BYTES) throw new FsError('EINVAL', `read of ${end - offset} bytes (max ${MAX_READ_BYTES})`);
-      const first = Math.floor(offset / PAGE_SIZE);
-      const last = Math.floor((end - 1) / PAGE_SIZE);
-      const pages = this.pages;
-      let bufs: Buffer[];
-      if (pages === null) {
-        const loads: Promise<Buffer | null>[] = [];
-        for (let i = first; i <= last; i++) loads.push(this.loadPage(i));
-        bufs = (await Promise.all(loads)).map((b) => b ?? ZERO_PAGE);
-      } else {
-        const parts: (Buffer | Promise<Buffer>)[] = [];
-        let missed = false;
-        for (let i = first; i <= last; i++) {
-          const r = pages.fill(i, () => this.loadPage(i));
-          if (r instanceof Promise) missed = true;
-          parts.push(r);
-        }
-        let raDone: Promise<unknown> | null = null;
-        if (missed && ra > 0) {
-          // Within the size read under the lock: never cache or return bytes past EOF.
-          const raLast = Math.min(last + ra, Math.ceil(size / PAGE_SIZE) - 1);
-          const raFills: Promise<Buffer>[] = [];
-          for (let i = last + 1; i <= raLast; i++) {
-            if (pages.get(i) !== undefined) continue;
-            if (pastEof) {
-              // Bug read-past-eof: the window (sized from the i_size sampled before the lock) is read
-              // from the store now and published later, unlocked, without re-checking the size or
-              // whether a truncate dropped the range meanwhile: the fault-around class of bug. A
-              // truncate down between the store read and the publish leaves pre-truncate data cached
-              // past EOF, served after the file is extended again (STALE superseded by truncate).
-              this.stats.readaheadPages++;
-              void this.loadPage(i).then(
-                (b) => {
-                  if (this.destroyed || pages.get(i) !== undefined) return;
-                  pages.setClean(i, b ?? ZERO_PAGE);
-                  if ((i + 1) * PAGE_SIZE > this.size_) this.stats.bugAct('read-past-eof');
-                },
-                () => undefined,
-              );
-              continue;
-            }
-            const r = pages.fill(i, () => this.loadPage(i));
-            if (r instanceof Promise) raFills.push(r);
-          }
-          if (raFills.length > 0) {
-            this.stats.readaheadPages += raFills.length;
-            const settled = Promise.allSettled(raFills); // a failed readahead page fails no read
-            if (!pastEof) raDone = settled; // fills complete under the lock (R2)
-          }
-        }
-        bufs = missed ? await Promise.all(parts) : (parts as Buffer[]);
-        if (raDone !== null) await raDone;
-      }
-      if (first === last) {
-        const s = offset - first * PAGE_SIZE;
-        const b = bufs[0]!;
-        out = s === 0 && end - offset === PAGE_SIZE ? b : b.subarray(s, s + (end - offset));
-      } else {
-        out = Buffer.allocUnsafe(end - offset);
-        let o = 0;
-        for (let i = first; i <= last; i++) {
-          const ps = i * PAGE_SIZE;
-          o += bufs[i - first]!.copy(out, o, i === first ? offset - ps : 0, i === last ? end - ps : PAGE_SIZE);
-        }
-      }
-    } finally {
-      if (h !== null) this.lock.release(h);
+      return this.readLocked(h, offset, reqEnd, false, 0);
+    } catch (e) {
+      return Promise.reject(e); // FileData.read reports errors as rejections
     }
-    return this.reply(out);
+  }
+
+  /**
+   * R2 body of a missed read, the shared lock `h` held (null: bug no-range-lock): size after the
+   * grant (R4), every page looked up again and filled (single flight), reply assembled, lock
+   * released -- synchronously when every fill was synchronous, else when the promise settles.
+   */
+  private readLocked(h: RangeLockHandle | null, offset: number, reqEnd: number, pastEof: boolean, sizeBefore: number): Buffer | Promise<Buffer> {
+    let r: Buffer | Promise<Buffer>;
+    try {
+      r = this.readUnderLock(h !== null && !pastEof, offset, reqEnd, pastEof, sizeBefore);
+    } catch (e) {
+      if (h !== null) this.lock.release(h);
+      throw e;
+    }
+    if (!(r instanceof Promise)) {
+      if (h !== null) this.lock.release(h);
+      return this.reply(r);
+    }
+    return r.then(
+      (b) => {
+        if (h !== null) this.lock.release(h);
+        return this.reply(b);
+      },
+      (e: unknown) => {
+        if (h !== null) this.lock.release(h);
+        throw e;
+      },
+    );
+  }
+
+  private readUnderLock(fast: boolean, offset: number, reqEnd: number, pastEof: boolean, sizeBefore: number): Buffer | Promise<Buffer> {
+    this.alive();
+    const ra = this.readaheadPages;
+    const size = pastEof ? sizeBefore : this.size_; // R4: i_size after the grant
+    if (pastEof && sizeBefore > this.size_) this.stats.bugAct('read-past-eof');
+    const end = Math.min(reqEnd, size);
+    if (offset >= end) return EMPTY;
+    if (end - offset > MAX_READ_BYTES) throw new FsError('EINVAL', `read of ${end - offset} bytes (max ${MAX_READ_BYTES})`);
+    const first = Math.floor(offset / PAGE_SIZE);
+    const last = Math.floor((end - 1) / PAGE_SIZE);
+    const pages = this.pages;
+    if (pages === null) {
+      const loads: Promise<Buffer | null>[] = [];
+      for (let i = first; i <= last; i++) loads.push(this.loadPage(i));
+      return Promise.all(loads).then((bs) => assemble(bs.map((b) => b ?? ZERO_PAGE), first, last, offset, end));
+    }
+    // Fast fills (store with readPageShared, no fill delay firing): each missing page is read and
+    // inserted CLEAN synchronously, still under the shared lock (R2), without a Promise. Never
+    // with a bug mode acting on this read: those keep the original asynchronous fills.
+    const load = fast && this.store.readPageShared !== undefined ? this.loadFast : this.loadAsync;
+    const parts: (Buffer | Promise<Buffer>)[] = [];
+    let missed = false; // a page was not uptodate: a fill was started or joined
+    let pending = false; // a part is still a promise
+    for (let i = first; i <= last; i++) {
+      if (!missed) {
+        const p = pages.get(i);
+        if (p === undefined || p.buf === null) missed = true;
+      }
+      const r = pages.fill(i, load);
+      if (r instanceof Promise) pending = true;
+      parts.push(r);
+    }
+    let raDone: Promise<unknown> | null = null;
+    if (missed && ra > 0) {
+      // Within the size read under the lock: never cache or return bytes past EOF.
+      const raLast = Math.min(last + ra, Math.ceil(size / PAGE_SIZE) - 1);
+      const raFills: Promise<Buffer>[] = [];
+      let raPages = 0;
+      for (let i = last + 1; i <= raLast; i++) {
+        if (pages.get(i) !== undefined) continue;
+        raPages++;
+        if (pastEof) {
+          // Bug read-past-eof: the window (sized from the i_size sampled before the lock) is read
+          // from the store now and published later, unlocked, without re-checking the size or
+          // whether a truncate dropped the range meanwhile: the fault-around class of bug. A
+          // truncate down between the store read and the publish leaves pre-truncate data cached
+          // past EOF, served after the file is extended again (STALE superseded by truncate).
+          void this.loadPage(i).then(
+            (b) => {
+              if (this.destroyed || pages.get(i) !== undefined) return;
+              pages.setClean(i, b ?? ZERO_PAGE);
+              if ((i + 1) * PAGE_SIZE > this.size_) this.stats.bugAct('read-past-eof');
+            },
+            () => undefined,
+          );
+          continue;
+        }
+        const r = pages.fill(i, load);
+        if (r instanceof Promise) raFills.push(r);
+      }
+      this.stats.readaheadPages += raPages;
+      if (raFills.length > 0) {
+        const settled = Promise.allSettled(raFills); // a failed readahead page fails no read
+        if (!pastEof) raDone = settled; // fills complete under the lock (R2)
+      }
+    }
+    if (!pending && raDone === null) return assemble(parts as Buffer[], first, last, offset, end);
+    return (async () => {
+      const bufs = pending ? await Promise.all(parts) : (parts as Buffer[]);
+      if (raDone !== null) await raDone;
+      return assemble(bufs, first, last, offset, end);
+    })();
   }
 
   /** Backing read of one page, with its delay points. */
@@ -353,6 +429,31 @@ export class CachedFileData implements FileData {
     if (d !== undefined) await d;
     const b = await this.store.readPage(index);
     d = f.delay('read-fill-after-store');
+    if (d !== undefined) await d;
+    return b;
+  }
+
+  /** loadPage as a PageCache loader (one function for every page, no closure per page). */
+  private readonly loadAsync = (index: number): Promise<Buffer | null> => this.loadPage(index);
+
+  /**
+   * Page fill loader of the fast path: the store's immutable page (readPageShared), returned
+   * synchronously unless a delay point fires (then the same delays as loadPage, awaited). Only
+   * for stores with readPageShared. A throw is turned into a failed fill by PageCache.fill.
+   */
+  private readonly loadFast = (index: number): Buffer | null | Promise<Buffer | null> => {
+    const f = this.faults;
+    const d = f.delay('read-fill-before-store');
+    if (d !== undefined) return this.loadAfter(index, d);
+    const b = this.store.readPageShared!(index);
+    const d2 = f.delay('read-fill-after-store');
+    return d2 === undefined ? b : d2.then(() => b);
+  };
+
+  private async loadAfter(index: number, before: Promise<void>): Promise<Buffer | null> {
+    await before;
+    const b = this.store.readPageShared!(index);
+    const d = this.faults.delay('read-fill-after-store');
     if (d !== undefined) await d;
     return b;
   }
@@ -413,10 +514,12 @@ export class CachedFileData implements FileData {
           this.stats.writebackFallbacks++;
           this.cache.requestFlush();
         }
-        await this.store.write(offset, data);
+        // Fast path: the store's new immutable pages become the cached ones (no second copy).
+        const shared = pages !== null && this.store.writeShared !== undefined ? this.store.writeShared(offset, data) : null;
+        if (shared === null) await this.store.write(offset, data);
         d = f.delay('write-after-store');
         if (d !== undefined) await d;
-        if (pages !== null) this.updateCachedPages(pages, offset, data, size);
+        if (pages !== null) this.updateCachedPages(pages, offset, data, size, shared);
       }
       if (newSize !== size) this.publishSize(newSize);
       return { offset: floorPage(offset), length: ceilPage(end) - floorPage(offset), size: newSize, changed: true };
@@ -431,7 +534,9 @@ export class CachedFileData implements FileData {
     const s = Math.max(offset, ps);
     const e = Math.min(offset + data.length, ps + PAGE_SIZE);
     let nb: Buffer;
-    if (base === null) nb = s === ps && e === ps + PAGE_SIZE ? Buffer.allocUnsafe(PAGE_SIZE) : Buffer.alloc(PAGE_SIZE);
+    // A fully covered page takes every byte from `data`: no old content to copy (or zero).
+    if (s === ps && e === ps + PAGE_SIZE) nb = Buffer.allocUnsafe(PAGE_SIZE);
+    else if (base === null) nb = Buffer.alloc(PAGE_SIZE);
     else {
       nb = Buffer.allocUnsafe(PAGE_SIZE);
       base.copy(nb);
@@ -450,13 +555,19 @@ export class CachedFileData implements FileData {
     return (offset <= ps || ps >= oldSize) && (end >= pe || end >= oldSize);
   }
 
-  /** Write-through: replace cached pages (copy-on-write), add derivable ones. Synchronous. */
-  private updateCachedPages(pages: InodePages, offset: number, data: Uint8Array, oldSize: number): void {
+  /**
+   * Write-through: replace cached pages (copy-on-write), add derivable ones. Synchronous. `shared`
+   * (store.writeShared's result): a fully covered page reuses the store's immutable page, which
+   * holds exactly the written bytes; partial pages are merged as before.
+   */
+  private updateCachedPages(pages: InodePages, offset: number, data: Uint8Array, oldSize: number, shared: Buffer[] | null = null): void {
     const end = offset + data.length;
-    for (let i = Math.floor(offset / PAGE_SIZE); i * PAGE_SIZE < end; i++) {
+    const first = Math.floor(offset / PAGE_SIZE);
+    for (let i = first; i * PAGE_SIZE < end; i++) {
       const cur = pages.peek(i);
       if (cur === null && !CachedFileData.derivable(i, offset, end, oldSize)) continue;
-      const nb = this.merged(cur, i, offset, data);
+      const ps = i * PAGE_SIZE;
+      const nb = shared !== null && offset <= ps && end >= ps + PAGE_SIZE ? shared[i - first]! : this.merged(cur, i, offset, data);
       if (pages.isDirty(i)) pages.setDirty(i, nb);
       else pages.setClean(i, nb);
     }
@@ -472,7 +583,7 @@ export class CachedFileData implements FileData {
         out.push(cur);
         continue;
       }
-      const r = pages.fill(i, () => this.loadPage(i));
+      const r = pages.fill(i, this.store.readPageShared !== undefined ? this.loadFast : this.loadAsync);
       if (r instanceof Promise) {
         out.push(null);
         (waits ??= []).push(r.then((b) => void (out[k] = b)));

@@ -11,7 +11,9 @@
 // reference with a private copy. Capacity accounting is logical (an allocated zero page counts as a
 // full page), which is what statfs and ENOSPC must see.
 //
-// Internal buffers never leave this module: readPage returns a fresh copy, write copies its input.
+// Pages are copy-on-write: a page buffer is never mutated once stored (writes and partial zeroing
+// replace it). readPage returns a fresh copy and write copies its input; readPageShared and
+// writeShared (the data path's fast paths) hand out the immutable page buffers themselves.
 
 import { FsError, PAGE_SIZE, type FileStore, type StoreBackend } from './types.js';
 import { totalmem } from 'node:os';
@@ -20,6 +22,27 @@ import { getHeapStatistics } from 'node:v8';
 const CHUNK_SHIFT = 9;
 /** Pages per chunk (512 pages = 2 MiB). */
 const CHUNK_PAGES = 1 << CHUNK_SHIFT;
+/** Pages carved from one allocation (16 pages = 64 KiB). */
+const SLAB_PAGES = 16;
+let slab: Buffer | null = null;
+let slabPos = 0;
+
+/**
+ * A new, uninitialised PAGE_SIZE buffer for a store page, carved from the current 64 KiB slab
+ * (shared by every store of the process; memory is never reused: a page is never handed out
+ * twice). One allocation per 16 pages instead of one per page; a slab lives as long as any of its
+ * pages (in a store or in the page cache), so at worst one live page keeps 64 KiB alive (memory,
+ * not capacity accounting, is then up to 16x the live data).
+ */
+function newPage(): Buffer {
+  if (slab === null || slabPos === slab.length) {
+    slab = Buffer.allocUnsafeSlow(SLAB_PAGES * PAGE_SIZE);
+    slabPos = 0;
+  }
+  const b = slab.subarray(slabPos, slabPos + PAGE_SIZE);
+  slabPos += PAGE_SIZE;
+  return b;
+}
 
 /** The shared, never-mutated page that fallocated pages reference until first written. */
 const ZERO_PAGE: Buffer = Buffer.alloc(PAGE_SIZE);
@@ -195,17 +218,9 @@ export class MemoryFileStore implements FileStore {
     this.#allocated++;
   }
 
-  /** A page we may mutate in place: replaces the shared zero page by a private copy. */
-  #writable(index: number): Buffer | undefined {
-    const c = this.#chunks.get(Math.floor(index / CHUNK_PAGES));
-    if (!c) return undefined;
-    const slot = index % CHUNK_PAGES;
-    let p = c.pages[slot];
-    if (p === ZERO_PAGE) {
-      p = Buffer.alloc(PAGE_SIZE);
-      c.pages[slot] = p;
-    }
-    return p;
+  /** Replace the content of allocated page `index` by `buf` (copy-on-write: pages are never mutated). */
+  #replace(index: number, buf: Buffer): void {
+    this.#chunks.get(Math.floor(index / CHUNK_PAGES))!.pages[index % CHUNK_PAGES] = buf;
   }
 
   /** Allocated pages in [first, end). */
@@ -264,9 +279,13 @@ export class MemoryFileStore implements FileStore {
 
   /** Zero bytes [from, to) of page `index` if it is allocated (within one page). */
   #zeroWithin(index: number, from: number, to: number): void {
-    if (from >= to || this.#page(index) === undefined) return;
-    if (this.#page(index) === ZERO_PAGE) return;
-    this.#writable(index)!.fill(0, from, to);
+    if (from >= to) return;
+    const p = this.#page(index);
+    if (p === undefined || p === ZERO_PAGE) return;
+    const nb = newPage(); // copy-on-write
+    p.copy(nb);
+    nb.fill(0, from, to);
+    this.#replace(index, nb);
   }
 
   async readPage(index: number): Promise<Buffer | null> {
@@ -286,7 +305,29 @@ export class MemoryFileStore implements FileStore {
     return p === ZERO_PAGE ? Buffer.alloc(PAGE_SIZE) : Buffer.from(p);
   }
 
+  /** FileStore.readPageShared: the page itself (immutable, never mutated by anyone), or null. */
+  readPageShared(index: number): Buffer | null {
+    this.#alive();
+    checkOffset('page index', index);
+    return this.#page(index) ?? null;
+  }
+
   async write(offset: number, data: Uint8Array): Promise<void> {
+    this.#writePages(offset, data, null);
+  }
+
+  /** FileStore.writeShared: write() synchronously; returns the new (immutable) touched pages. */
+  writeShared(offset: number, data: Uint8Array): Buffer[] {
+    const out: Buffer[] = [];
+    this.#writePages(offset, data, out);
+    return out;
+  }
+
+  /**
+   * Copy-on-write: every touched page gets a NEW buffer (old content + data), so a page buffer
+   * handed out by readPageShared/writeShared never changes. New pages come from newPage() slabs.
+   */
+  #writePages(offset: number, data: Uint8Array, out: Buffer[] | null): void {
     this.#alive();
     if (!(data instanceof Uint8Array)) throw new FsError('EINVAL', 'data must be a Uint8Array');
     const [off, len] = checkRange(offset, data.length);
@@ -302,19 +343,17 @@ export class MemoryFileStore implements FileStore {
       const from = Math.max(off, pageStart) - pageStart;
       const to = Math.min(end, pageStart + PAGE_SIZE) - pageStart;
       const n = to - from;
-      let p = this.#writable(idx);
-      if (p === undefined) {
-        if (n === PAGE_SIZE) {
-          // Full page: one allocation, one copy.
-          this.#insert(idx, Buffer.from(data.subarray(src, src + n)));
-          src += n;
-          continue;
-        }
-        p = Buffer.alloc(PAGE_SIZE);
-        this.#insert(idx, p);
+      const nb = newPage();
+      const old = this.#page(idx);
+      if (n !== PAGE_SIZE) {
+        if (old === undefined || old === ZERO_PAGE) nb.fill(0);
+        else old.copy(nb);
       }
-      p.set(data.subarray(src, src + n), from);
+      nb.set(data.subarray(src, src + n), from);
       src += n;
+      if (old === undefined) this.#insert(idx, nb);
+      else this.#replace(idx, nb);
+      if (out !== null) out.push(nb);
     }
   }
 

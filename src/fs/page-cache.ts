@@ -37,6 +37,30 @@ export class CachedPage {
   ) {}
 }
 
+/** Replies up to this size are carved from a shared slab (allocReply). */
+const REPLY_MAX = 256 * 1024;
+const REPLY_SLAB = 2 * 1024 * 1024;
+let replySlab: Buffer | null = null;
+let replyPos = 0;
+
+/**
+ * An uninitialised buffer of `n` bytes for a read reply assembled from several pages. Replies up to
+ * 256 KiB are carved one after the other from 2 MiB slabs, never reused: one allocation per 2 MiB
+ * instead of one malloc (>= 128 KiB: an mmap + page faults + munmap at GC) per reply -- measured
+ * 38 -> 10 us for a 128 KiB reply. A slab is freed once every reply carved from it is garbage, so a
+ * caller that keeps a small read result keeps up to 2 MiB alive (read results are short-lived).
+ */
+export function allocReply(n: number): Buffer {
+  if (n > REPLY_MAX) return Buffer.allocUnsafe(n);
+  if (replySlab === null || replyPos + n > REPLY_SLAB) {
+    replySlab = Buffer.allocUnsafeSlow(REPLY_SLAB);
+    replyPos = 0;
+  }
+  const b = replySlab.subarray(replyPos, replyPos + n);
+  replyPos += (n + 7) & ~7;
+  return b;
+}
+
 /** The all-zero page shared by every cached hole. Never mutate it. */
 export const ZERO_PAGE: Buffer = Buffer.alloc(PAGE_SIZE);
 
@@ -290,7 +314,7 @@ export class InodePages {
       const p = this.map.get(i);
       if (p === undefined || p.buf === null) return undefined;
     }
-    const out = Buffer.allocUnsafe(end - off);
+    const out = allocReply(end - off);
     let o = 0;
     for (let i = first; i <= last; i++) {
       const p = this.map.get(i)!;
@@ -307,9 +331,10 @@ export class InodePages {
   /**
    * Single-flight fill of page `index`: the cached content if uptodate, the running fill if one is
    * in flight, else starts `load()` (whose result becomes a CLEAN page; null = hole = zeros).
-   * The caller must hold the range lock over the page. Rejections remove the page.
+   * The caller must hold the range lock over the page. Rejections remove the page. A `load` that
+   * returns its result synchronously (store fast path) makes the page CLEAN at once: no promise.
    */
-  fill(index: number, load: () => Promise<Buffer | null>): Buffer | Promise<Buffer> {
+  fill(index: number, load: (index: number) => Buffer | null | Promise<Buffer | null>): Buffer | Promise<Buffer> {
     const c = this.cache;
     let p = this.map.get(index);
     if (p !== undefined) {
@@ -330,7 +355,17 @@ export class InodePages {
     const page = p;
     let loaded: Promise<Buffer | null>;
     try {
-      loaded = load();
+      const r = load(index);
+      if (r instanceof Promise) loaded = r;
+      else if ((r === null ? ZERO_PAGE : r).length === PAGE_SIZE) {
+        const buf = r === null ? ZERO_PAGE : r;
+        c.fillingCount--;
+        p.buf = buf;
+        p.state = PageState.Clean;
+        c.lruAdd(p);
+        c.shrink();
+        return buf;
+      } else loaded = Promise.resolve(r); // wrong size: the failure path below
     } catch (err) {
       loaded = Promise.reject(err);
     }

@@ -46,6 +46,19 @@ export class FsError extends Error {
 export interface FileStore {
   /** A fresh PAGE_SIZE copy of page `index`, or null if that page is a hole (reads as zeros). */
   readPage(index: number): Promise<Buffer | null>;
+  /**
+   * OPTIONAL fast path (stores whose pages are immutable, copy-on-write: the memory store). Page
+   * `index` synchronously, as a PAGE_SIZE buffer that may be the store's own and that NOBODY may
+   * ever modify (the store replaces, never mutates, a page), or null for a hole. Same content as
+   * readPage at the same instant. The page cache keeps such buffers without copying them.
+   */
+  readPageShared?(index: number): Buffer | null;
+  /**
+   * OPTIONAL fast path, same immutability contract as readPageShared: write() done synchronously
+   * (same errors, thrown), returning the new immutable content of every page the write touched,
+   * in order (page floor(offset/4K) first). A store implements both or neither.
+   */
+  writeShared?(offset: number, data: Uint8Array): Buffer[];
   /** Store `data` at `offset`, allocating pages as needed. Throws FsError('ENOSPC') at capacity, storing nothing. */
   write(offset: number, data: Uint8Array): Promise<void>;
   /** Make [offset, offset+length) read as zeros: whole pages become holes, partial pages are zeroed. */
