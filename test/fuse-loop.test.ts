@@ -21,6 +21,8 @@ const addon = path.join(root, 'build', 'Release', 'faultline_fuse.node');
 const distIndex = path.join(root, 'dist', 'fuse', 'index.js');
 const canRun =
   process.platform === 'linux' && existsSync('/dev/fuse') && spawnSync('pkg-config', ['--exists', 'fuse3']).status === 0;
+// Under CI=true the FUSE tests must run: a missing /dev/fuse or libfuse3-dev is a failure, not a skip.
+if (!canRun && process.env.CI === 'true') throw new Error('CI=true but /dev/fuse or libfuse3-dev (pkg-config fuse3) is missing: the FUSE tests must run in CI');
 
 // The server: /big (ino 2, word i holds i), /data (3, read/write), /slow (4, replies only after
 // awaiting a microtask and a nextTick), /stop (5, its READ tears the session down synchronously

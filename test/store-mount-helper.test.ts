@@ -86,7 +86,16 @@ describe.skipIf(!FUSE)('mount.fuse.faultline', () => {
     expect(await waitDead(pid2, 15_000)).toBe(true);
   }, 60_000);
 
-  it.skipIf(!INSTALLED)('mount -t fuse.faultline STORE MNT and umount MNT (installed helper)', async () => {
+  it('mount -t fuse.faultline STORE MNT and umount MNT (installed helper)', async () => {
+    // mount(8) looks for /sbin/mount.fuse.faultline: install it for this test when it is not there
+    // (and remove it again afterwards), so that the real mount -t path runs on a fresh CI machine.
+    if (!INSTALLED) {
+      const inst = await run('bash', [`${ROOT}scripts/install-mount-helper.sh`]);
+      expect(inst.code, inst.stderr).toBe(0);
+      cleanups.push(async () => {
+        await run('bash', [`${ROOT}scripts/install-mount-helper.sh`, '--uninstall']);
+      });
+    }
     const t = await setup();
     const r = await run('mount', ['-t', 'fuse.faultline', t.store, t.mnt], { env: { FAULTLINE_LOG_DIR: t.env.FAULTLINE_LOG_DIR } });
     expect(r.code, r.stderr).toBe(0);

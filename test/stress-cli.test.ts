@@ -11,6 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const root = path.resolve(import.meta.dirname, '..');
 const cli = path.join(root, 'dist', 'cli.js');
 const CHROMIUM = '/usr/bin/chromium';
+// scripts/setup.sh installs Debian's chromium; under CI=true a missing browser is a failure, not a skip.
+if (process.env.CI === 'true' && !fs.existsSync(CHROMIUM)) throw new Error(`CI=true but ${CHROMIUM} is missing: scripts/setup.sh installs chromium`);
 
 interface Run {
   code: number | null;
