@@ -143,6 +143,14 @@ describe('faultline validate (reduced matrix)', () => {
     expect(r.stdout).toMatch(/neg-tmpfs\s+FIXED\s+FAIL \(4\)\s+PASS \(0\)/);
   });
 
+  it('read-past-eof is DETECTED by its row, and its matched negative control stays clean', async () => {
+    // The window (readahead store read -> late publish) needs a few seconds of truncate-heavy load.
+    const r = await faultline('validate', '--only', 'bug-read-past-eof,neg-fl-truncate', '-d', '5', '--seed', '91', '--no-report');
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^bug-read-past-eof\s+detected\s+DETECTED/m);
+    expect(r.stdout).toMatch(/^neg-fl-truncate\s+clean\s+PASS\s+0/m);
+  });
+
   it.skipIf(!fs.existsSync(CHROMIUM))('the HTML report renders in headless chromium with the matrix rows', async () => {
     const html = path.join(reportDir, 'report.html');
     expect(fs.readFileSync(html, 'utf8')).not.toMatch(/<script|https?:\/\//);
