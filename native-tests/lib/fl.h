@@ -303,6 +303,11 @@ uint64_t fl_model_size(fl_oracle *o);
 int fl_legal_count(fl_oracle *o, uint32_t u, uint64_t rs, uint64_t re);
 
 /* record a violation that is not a content/SIGBUS verdict (HANG, IO_ERROR, pagemap, size...) */
+/* Quiescent final check through a fresh read-only MAP_SHARED mapping of fd: every unit read under
+ * the SIGBUS guard and judged (content, or SIGBUS against the size log). A SIGSEGV inside the
+ * mapping is reported as IO_ERROR. buf holds at least usz bytes. Returns -1 if mmap failed. */
+int fl_final_mmap_check(fl_oracle *o, fl_jctx *j, int actor, int fd, uint8_t *buf, uint64_t fsize, uint32_t usz,
+                        uint32_t nunits);
 void fl_violation(fl_oracle *o, int actor, int kind, int via, uint32_t unit, uint64_t file_off,
                   const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 void fl_record_sample(fl_oracle *o, const fl_sample *s);

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -626,4 +627,24 @@ int fl_run_actors(fl_prog *p, fl_oracle *o, int n, const int *ids, fl_actor_fn *
   fl_watchdog_set_children(NULL, 0);
   free(pids);
   return rc;
+}
+
+int fl_final_mmap_check(fl_oracle *o, fl_jctx *j, int actor, int fd, uint8_t *buf, uint64_t fsize, uint32_t usz,
+                        uint32_t nunits) {
+  uint8_t *m = mmap(NULL, fsize, PROT_READ, MAP_SHARED, fd, 0);
+  if (m == MAP_FAILED) return -1;
+  for (uint32_t u = 0; u < nunits; u++) {
+    uintptr_t fault;
+    uint64_t rs = fl_obs_begin(o, actor);
+    int sig = fl_guarded_read(buf, m + (size_t)u * usz, usz, &fault);
+    uint64_t re = fl_tick(o);
+    uint64_t off = (uint64_t)(fault - (uintptr_t)m);
+    if (sig == 0) fl_judge_content(o, j, actor, u, rs, re, buf, usz, VIA_FINAL_MMAP, 1);
+    else if (sig == SIGBUS) fl_judge_sigbus(o, actor, off, rs, re, VIA_FINAL_MMAP, 0);
+    else fl_violation(o, actor, V_IO_ERROR, VIA_FINAL_MMAP, u, off, "SIGSEGV at file offset %llu inside the mapping",
+                      (unsigned long long)off);
+    fl_obs_end(o, actor);
+  }
+  munmap(m, fsize);
+  return 0;
 }

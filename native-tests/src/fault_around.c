@@ -278,19 +278,7 @@ static void final_check(int a) {
     else fl_violation(O, a, V_FINAL_MISMATCH, VIA_FINAL_PREAD, u, (uint64_t)u * US, "pread returned %zd", r);
     fl_obs_end(O, a);
   }
-  uint8_t *m = mmap(NULL, FS, PROT_READ, MAP_SHARED, w.fd, 0);
-  if (m != MAP_FAILED) {
-    for (uint32_t u = 0; u < NU; u++) {
-      uintptr_t fault;
-      uint64_t rs = fl_obs_begin(O, a);
-      int sig = fl_guarded_read(w.buf, m + (size_t)u * US, US, &fault);
-      uint64_t re = fl_tick(O);
-      if (sig) fl_judge_sigbus(O, a, (uint64_t)(fault - (uintptr_t)m), rs, re, VIA_FINAL_MMAP, 0);
-      else fl_judge_content(O, w.j, a, u, rs, re, w.buf, US, VIA_FINAL_MMAP, 1);
-      fl_obs_end(O, a);
-    }
-    munmap(m, FS);
-  }
+  fl_final_mmap_check(O, w.j, a, w.fd, w.buf, FS, US, NU);
   wfini(&w);
 }
 

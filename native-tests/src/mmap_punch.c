@@ -490,19 +490,7 @@ static void final_check(int a) {
     fl_obs_end(o, a);
   }
   /* 2: a fresh mapping */
-  uint8_t *m = mmap(NULL, C.fsize, PROT_READ, MAP_SHARED, w.fd, 0);
-  if (m != MAP_FAILED) {
-    for (uint32_t u = 0; u < C.nunits; u++) {
-      uintptr_t fault;
-      uint64_t rs = fl_obs_begin(o, a);
-      int sig = fl_guarded_read(w.buf, m + (size_t)u * C.usz, C.usz, &fault);
-      uint64_t re = fl_tick(o);
-      if (sig == SIGBUS) fl_judge_sigbus(o, a, (uint64_t)(fault - (uintptr_t)m), rs, re, VIA_FINAL_MMAP, 0);
-      else if (!sig) fl_judge_content(o, w.j, a, u, rs, re, w.buf, C.usz, VIA_FINAL_MMAP, 1);
-      fl_obs_end(o, a);
-    }
-    munmap(m, C.fsize);
-  }
+  fl_final_mmap_check(o, w.j, a, w.fd, w.buf, C.fsize, C.usz, C.nunits);
   /* 3: drop the clean page cache, read again */
   fsync(w.fd);
   posix_fadvise(w.fd, 0, 0, POSIX_FADV_DONTNEED);
