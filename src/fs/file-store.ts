@@ -68,6 +68,7 @@ import {
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { FsError, PAGE_SIZE, type FileStore, type StoreBackend } from './types.js';
 import type { FsSnapshot, MetadataChange } from './metadata.js';
+import { PageBudget } from './page-budget.js';
 import { Journal, acquireLock, checkFormat, fsyncDir, loadMetadata, setClean, wasClean, writeFileAtomic, type StoreLock } from './journal.js';
 
 interface MmapIo {
@@ -182,9 +183,7 @@ export class FileStoreBackend implements StoreBackend {
   readonly kind = 'file' as const;
   readonly dir: string;
   readonly dataDir: string;
-  capacityBytes: number;
-  #capacityPages: number;
-  #usedPages = 0;
+  readonly #budget: PageBudget;
   readonly #stores = new Map<number, MappedFileStore>();
   readonly #journal: Journal | null;
   readonly log: (line: string) => void;
@@ -212,16 +211,19 @@ export class FileStoreBackend implements StoreBackend {
     this.dir = dir;
     this.dataDir = join(dir, 'data');
     mkdirSync(this.dataDir, { recursive: true });
-    this.#capacityPages = capacityBytes === Infinity ? Infinity : Math.floor(capacityBytes / PAGE_SIZE);
-    this.capacityBytes = capacityBytes === Infinity ? Infinity : this.#capacityPages * PAGE_SIZE;
+    this.#budget = new PageBudget(capacityBytes, 'file store');
     this.#journal = journal;
     this.log = log;
   }
 
   /** Set the capacity (bytes, rounded down to pages; Infinity = unlimited). */
   setCapacity(capacityBytes: number): void {
-    this.#capacityPages = capacityBytes === Infinity ? Infinity : Math.floor(capacityBytes / PAGE_SIZE);
-    this.capacityBytes = capacityBytes === Infinity ? Infinity : this.#capacityPages * PAGE_SIZE;
+    this.#budget.setCapacity(capacityBytes);
+  }
+
+  /** Capacity in bytes, rounded down to pages (Infinity = unlimited). */
+  get capacityBytes(): number {
+    return this.#budget.capacityBytes;
   }
 
   open(ino: number): MappedFileStore {
@@ -243,24 +245,20 @@ export class FileStoreBackend implements StoreBackend {
   }
 
   usage(): { capacityBytes: number; usedBytes: number } {
-    return { capacityBytes: this.capacityBytes, usedBytes: this.#usedPages * PAGE_SIZE };
+    return this.#budget.usage();
   }
 
   /** @internal */
   _reserve(n: number): void {
-    if (n <= 0) return;
-    if (this.#usedPages + n > this.#capacityPages) {
-      throw new FsError('ENOSPC', `file store full: ${n} more page(s) needed, ${this.#capacityPages - this.#usedPages} free of ${this.#capacityPages}`);
-    }
-    this.#usedPages += n;
+    this.#budget.reserve(n);
   }
   /** @internal */
   _unreserve(n: number): void {
-    this.#usedPages -= n;
+    this.#budget.release(n);
   }
   /** @internal Account pages found at open (may exceed capacity: never refuses). */
   _account(n: number): void {
-    this.#usedPages += n;
+    this.#budget.account(n);
   }
   /** @internal */
   _forget(ino: number, s: MappedFileStore): void {

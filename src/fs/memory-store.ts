@@ -18,6 +18,7 @@
 import { FsError, PAGE_SIZE, type FileStore, type StoreBackend } from './types.js';
 import { totalmem } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
+import { PageBudget } from './page-budget.js';
 
 const CHUNK_SHIFT = 9;
 /** Pages per chunk (512 pages = 2 MiB). */
@@ -99,10 +100,7 @@ export interface MemoryStoreOptions {
 export class MemoryStoreBackend implements StoreBackend {
   readonly kind = 'memory' as const;
   readonly capacityBytes: number;
-  /** Capacity in pages (Infinity if unlimited). */
-  readonly #capacityPages: number;
-  readonly #hardLimitPages: number;
-  #usedPages = 0;
+  readonly #budget: PageBudget;
   readonly #stores = new Map<number, MemoryFileStore>();
 
   constructor(options: MemoryStoreOptions = {}) {
@@ -110,11 +108,10 @@ export class MemoryStoreBackend implements StoreBackend {
     if (typeof cap !== 'number' || Number.isNaN(cap) || cap < 0) {
       throw new FsError('EINVAL', `capacityBytes must be a non-negative number or Infinity, got ${typeof cap === 'number' ? cap : typeof cap}`);
     }
-    this.#capacityPages = cap === Infinity ? Infinity : Math.floor(cap / PAGE_SIZE);
-    this.capacityBytes = cap === Infinity ? Infinity : this.#capacityPages * PAGE_SIZE;
     const hard = options.hardLimitPages ?? Math.floor(getHeapStatistics().heap_size_limit / 4 / 8);
     if (typeof hard !== 'number' || Number.isNaN(hard) || hard < 0) throw new FsError('EINVAL', 'hardLimitPages must be a non-negative number');
-    this.#hardLimitPages = hard;
+    this.#budget = new PageBudget(cap, 'memory store', hard);
+    this.capacityBytes = this.#budget.capacityBytes;
   }
 
   open(ino: number): MemoryFileStore {
@@ -138,32 +135,22 @@ export class MemoryStoreBackend implements StoreBackend {
   }
 
   usage(): { capacityBytes: number; usedBytes: number } {
-    return { capacityBytes: this.capacityBytes, usedBytes: this.#usedPages * PAGE_SIZE };
+    return this.#budget.usage();
   }
 
   /** Pages still available (Infinity if unlimited). */
   get freePages(): number {
-    return this.#capacityPages - this.#usedPages;
+    return this.#budget.free;
   }
 
   /** @internal Reserve `n` pages or throw ENOSPC, reserving nothing. */
   _reserve(n: number): void {
-    if (n <= 0) return;
-    if (this.#usedPages + n > this.#capacityPages) {
-      throw new FsError(
-        'ENOSPC',
-        `memory store full: ${n} more page(s) needed, ${this.#capacityPages - this.#usedPages} free of ${this.#capacityPages}`,
-      );
-    }
-    if (this.#usedPages + n > this.#hardLimitPages) {
-      throw new FsError('ENOSPC', `memory store: ${n} more page(s) would pass the hard limit of ${this.#hardLimitPages} pages`);
-    }
-    this.#usedPages += n;
+    this.#budget.reserve(n);
   }
 
   /** @internal */
   _unreserve(n: number): void {
-    this.#usedPages -= n;
+    this.#budget.release(n);
   }
 
   /** @internal */
