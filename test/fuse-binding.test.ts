@@ -4,18 +4,14 @@
 // mount. Every test unmounts in its teardown and kills only the children it started.
 
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, statSync, readdirSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { FuseChildren, ensureFuseBuilt, mountedAt, pollUnmounted, runClient, type FuseChild } from './helpers/fuse-child.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 const fixture = path.join(root, 'test', 'fixtures', 'fuse-hello-server.mjs');
-const addon = path.join(root, 'build', 'Release', 'faultline_fuse.node');
-const distIndex = path.join(root, 'dist', 'fuse', 'index.js');
 
 const haveLibfuseDev = spawnSync('pkg-config', ['--exists', 'fuse3']).status === 0;
 const haveDevFuse = existsSync('/dev/fuse');
@@ -23,160 +19,16 @@ const canRun = process.platform === 'linux' && haveDevFuse && haveLibfuseDev;
 // Under CI=true the FUSE tests must run: a missing /dev/fuse or libfuse3-dev is a failure, not a skip.
 if (!canRun && process.env.CI === 'true') throw new Error('CI=true but /dev/fuse or libfuse3-dev (pkg-config fuse3) is missing: the FUSE tests must run in CI');
 
-type Ev = Record<string, unknown> & { ev: string };
+const children = new FuseChildren();
+const newDir = () => children.newDir('fl-fuse-test-');
+const startServer = async (cfg: Record<string, unknown> = {}, mnt?: string): Promise<FuseChild> =>
+  children.start(fixture, mnt ?? (await newDir()), [JSON.stringify(cfg)], root);
+const run = runClient;
 
-interface Server {
-  child: ChildProcess;
-  mnt: string;
-  events: Ev[];
-  stderr: () => string;
-  send(cmd: Record<string, unknown>): void;
-  waitEv(pred: (e: Ev) => boolean, what: string, timeoutMs?: number): Promise<Ev>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  ready: Ev;
-}
-
-const started: Server[] = [];
-const dirs: string[] = [];
-
-async function mountedAt(mnt: string): Promise<boolean> {
-  const text = await readFile('/proc/mounts', 'utf8');
-  return text.split('\n').some((l) => l.split(' ')[1] === mnt);
-}
-
-async function pollUnmounted(mnt: string, timeoutMs = 10_000): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (!(await mountedAt(mnt))) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return !(await mountedAt(mnt));
-}
-
-async function newDir(): Promise<string> {
-  const d = await mkdtemp(path.join(tmpdir(), 'fl-fuse-test-'));
-  dirs.push(d);
-  return d;
-}
-
-async function startServer(cfg: Record<string, unknown> = {}, mnt?: string): Promise<Server> {
-  const dir = mnt ?? (await newDir());
-  const child = spawn(process.execPath, [fixture, dir, JSON.stringify(cfg)], {
-    cwd: root,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  const events: Ev[] = [];
-  let err = '';
-  const waiters: { pred: (e: Ev) => boolean; resolve: (e: Ev) => void }[] = [];
-  readline.createInterface({ input: child.stdout! }).on('line', (line) => {
-    let e: Ev;
-    try {
-      e = JSON.parse(line) as Ev;
-    } catch {
-      return;
-    }
-    events.push(e);
-    for (let i = waiters.length - 1; i >= 0; i--) {
-      if (waiters[i]!.pred(e)) {
-        waiters[i]!.resolve(e);
-        waiters.splice(i, 1);
-      }
-    }
-  });
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
-    child.on('exit', (code, signal) => r({ code, signal })),
-  );
-  const s: Server = {
-    child,
-    mnt: dir,
-    events,
-    stderr: () => err,
-    send: (cmd) => child.stdin!.write(JSON.stringify(cmd) + '\n'),
-    waitEv: (pred, what, timeoutMs = 20_000) => {
-      const found = events.find(pred);
-      if (found) return Promise.resolve(found);
-      return new Promise<Ev>((resolve, reject) => {
-        const t = setTimeout(
-          () => reject(new Error(`timed out waiting for ${what}; events: ${JSON.stringify(events).slice(0, 2000)}; stderr: ${err.slice(-2000)}`)),
-          timeoutMs,
-        );
-        waiters.push({
-          pred,
-          resolve: (e) => {
-            clearTimeout(t);
-            resolve(e);
-          },
-        });
-        void exited.then(({ code, signal }) => {
-          clearTimeout(t);
-          reject(new Error(`server exited (${code ?? signal}) while waiting for ${what}; stderr: ${err.slice(-3000)}`));
-        });
-      });
-    },
-    exited,
-    ready: undefined as unknown as Ev,
-  };
-  started.push(s);
-  s.ready = await s.waitEv((e) => e.ev === 'ready', 'ready');
-  return s;
-}
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-type RunP = Promise<Run> & { child: ChildProcess };
-
-/** Run a client command as a child process (cwd outside the mount), killed after timeoutMs. */
-function run(cmd: string, args: string[], timeoutMs = 30_000): RunP {
-  const child = spawn(cmd, args, { cwd: tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString('latin1')));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const done = new Promise<Run>((resolve) =>
-    child.on('close', (code, signal) => {
-      clearTimeout(t);
-      resolve({ code, signal, stdout, stderr });
-    }),
-  );
-  return Object.assign(done, { child });
-}
-
-afterEach(async () => {
-  for (const s of started.splice(0)) {
-    if (s.child.exitCode === null && s.child.signalCode === null) {
-      s.child.kill('SIGTERM');
-      const t = setTimeout(() => s.child.kill('SIGKILL'), 10_000);
-      await s.exited;
-      clearTimeout(t);
-    }
-    if (!(await pollUnmounted(s.mnt, 10_000))) {
-      spawnSync('umount', ['-l', s.mnt]);
-    }
-  }
-  for (const d of dirs.splice(0)) {
-    if (!(await mountedAt(d))) await rm(d, { recursive: true, force: true });
-  }
-});
+afterEach(() => children.teardown());
 
 beforeAll(async () => {
-  if (!canRun) return;
-  if (!existsSync(addon)) {
-    throw new Error(`libfuse3-dev is installed but ${addon} is missing: build it with "npm rebuild" (node-gyp)`);
-  }
-  // Build dist/ if it is missing or older than src/fuse/ (tsc emits even if other rooms have type errors).
-  const srcDir = path.join(root, 'src', 'fuse');
-  const newest = Math.max(...readdirSync(srcDir).map((f) => statSync(path.join(srcDir, f)).mtimeMs));
-  if (!existsSync(distIndex) || statSync(distIndex).mtimeMs < newest) {
-    await run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.json')], 120_000);
-  }
-  if (!existsSync(distIndex)) throw new Error('dist/fuse/index.js missing: run npx tsc -p tsconfig.json');
+  if (canRun) await ensureFuseBuilt();
 }, 180_000);
 
 describe.skipIf(!canRun)('FUSE binding (child-process server)', () => {

@@ -5,19 +5,18 @@
 // mount. Every test unmounts in its teardown and kills only the children it started.
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, statSync, readdirSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { FuseChildren, ensureFuseBuilt, pollUnmounted, runClient, type FuseChild } from './helpers/fuse-child.js';
 import { FuseRequest } from '../src/fuse/session.js';
 import { OP, REQ_SCRATCH_LEN } from '../src/fuse/constants.js';
 import { RangeLock } from '../src/fs/range-lock.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
-const addon = path.join(root, 'build', 'Release', 'faultline_fuse.node');
 const distIndex = path.join(root, 'dist', 'fuse', 'index.js');
 const canRun =
   process.platform === 'linux' && existsSync('/dev/fuse') && spawnSync('pkg-config', ['--exists', 'fuse3']).status === 0;
@@ -141,142 +140,24 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
 });
 `;
 
-type Ev = Record<string, unknown> & { ev: string };
-interface Server {
-  child: ChildProcess;
-  mnt: string;
-  events: Ev[];
-  stderr: () => string;
-  send(cmd: Record<string, unknown>): void;
-  waitEv(pred: (e: Ev) => boolean, what: string, timeoutMs?: number): Promise<Ev>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  ready: Ev;
-}
-
 let work = '';
 let serverScript = '';
-const started: Server[] = [];
-const dirs: string[] = [];
-
-async function mountedAt(mnt: string): Promise<boolean> {
-  const text = await readFile('/proc/mounts', 'utf8');
-  return text.split('\n').some((l) => l.split(' ')[1] === mnt);
-}
-
-async function pollUnmounted(mnt: string, timeoutMs = 10_000): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (!(await mountedAt(mnt))) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return !(await mountedAt(mnt));
-}
-
-async function startServer(cfg: Record<string, unknown>): Promise<Server> {
-  const mnt = await mkdtemp(path.join(tmpdir(), 'fl-fuse-loop-'));
-  dirs.push(mnt);
-  const child = spawn(process.execPath, [serverScript, mnt, JSON.stringify({ bigSize: 1 << 20, ...cfg })], {
-    cwd: tmpdir(),
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  const events: Ev[] = [];
-  let err = '';
-  const waiters: { pred: (e: Ev) => boolean; resolve: (e: Ev) => void }[] = [];
-  readline.createInterface({ input: child.stdout! }).on('line', (line) => {
-    let e: Ev;
-    try {
-      e = JSON.parse(line) as Ev;
-    } catch {
-      return;
-    }
-    events.push(e);
-    for (let i = waiters.length - 1; i >= 0; i--) {
-      if (waiters[i]!.pred(e)) {
-        waiters[i]!.resolve(e);
-        waiters.splice(i, 1);
-      }
-    }
-  });
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
-  const s: Server = {
-    child,
-    mnt,
-    events,
-    stderr: () => err,
-    send: (cmd) => child.stdin!.write(JSON.stringify(cmd) + '\n'),
-    waitEv: (pred, what, timeoutMs = 20_000) => {
-      const found = events.find(pred);
-      if (found) return Promise.resolve(found);
-      return new Promise<Ev>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`timed out waiting for ${what}; stderr: ${err.slice(-2000)}`)), timeoutMs);
-        waiters.push({
-          pred,
-          resolve: (e) => {
-            clearTimeout(t);
-            resolve(e);
-          },
-        });
-        void exited.then(({ code, signal }) => {
-          clearTimeout(t);
-          reject(new Error(`server exited (${code ?? signal}) while waiting for ${what}; stderr: ${err.slice(-3000)}`));
-        });
-      });
-    },
-    exited,
-    ready: undefined as unknown as Ev,
-  };
-  started.push(s);
-  s.ready = await s.waitEv((e) => e.ev === 'ready', 'ready');
-  return s;
-}
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<Run> {
-  const child = spawn(cmd, args, { cwd: tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString('latin1')));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  return new Promise<Run>((resolve) =>
-    child.on('close', (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
-    }),
-  );
-}
+const children = new FuseChildren();
+const startServer = async (cfg: Record<string, unknown>): Promise<FuseChild> => {
+  const mnt = await children.newDir('fl-fuse-loop-');
+  return children.start(serverScript, mnt, [JSON.stringify({ bigSize: 1 << 20, ...cfg })], tmpdir());
+};
+const run = runClient;
 
 beforeAll(async () => {
   if (!canRun) return;
-  if (!existsSync(addon)) throw new Error(`${addon} is missing: build it with "npm rebuild" (node-gyp)`);
-  const srcDir = path.join(root, 'src', 'fuse');
-  const newest = Math.max(...readdirSync(srcDir).map((f) => statSync(path.join(srcDir, f)).mtimeMs));
-  if (!existsSync(distIndex) || statSync(distIndex).mtimeMs < newest) {
-    await run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.json')], 120_000);
-  }
+  await ensureFuseBuilt();
   work = await mkdtemp(path.join(tmpdir(), 'fl-fuse-loop-work-'));
   serverScript = path.join(work, 'server.mjs');
   await writeFile(serverScript, SERVER);
 }, 180_000);
 
-afterEach(async () => {
-  for (const s of started.splice(0)) {
-    if (s.child.exitCode === null && s.child.signalCode === null) {
-      s.child.kill('SIGTERM');
-      const t = setTimeout(() => s.child.kill('SIGKILL'), 10_000);
-      await s.exited;
-      clearTimeout(t);
-    }
-    if (!(await pollUnmounted(s.mnt, 10_000))) spawnSync('umount', ['-l', s.mnt]);
-  }
-  for (const d of dirs.splice(0)) if (!(await mountedAt(d))) await rm(d, { recursive: true, force: true });
-});
+afterEach(() => children.teardown());
 
 afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });

@@ -36,7 +36,8 @@ export async function isMounted(path: string): Promise<boolean> {
   return (await mountPoints()).has(path);
 }
 
-async function waitUnmounted(path: string, ms: number): Promise<boolean> {
+/** Polls until `path` is no longer a mount point; false if it still is after `ms`. */
+export async function waitUnmounted(path: string, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (!(await isMounted(path))) return true;

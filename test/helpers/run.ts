@@ -19,8 +19,8 @@ export function run(cmd: string, args: string[], opts: { timeoutMs?: number; inp
     const p = spawn(cmd, args, { cwd: '/', env: { ...process.env, ...opts.env }, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    p.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    p.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    p.stdout!.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    p.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
     const timer = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
     p.on('error', (e) => {
       clearTimeout(timer);
