@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import type { FuseStats } from './types.js';
 
 /** Opaque per-mount handle (an N-API external). */
 export type NativeHandle = { readonly __faultlineFuseHandle: unique symbol };
@@ -50,18 +51,8 @@ export interface NativeInitInfo {
   connId: number;
 }
 
-export interface NativeStats {
-  outstanding: number;
-  requests: number;
-  forgets: number;
-  interrupts: number;
-  watchdogExpired: number;
-  lateReplies: number;
-  staleEvents: number;
-  tableFull: number;
-  notifySent: number;
-  notifyPending: number;
-}
+/** What the addon counts itself: the public FuseStats less the facade's own handler-error count. */
+export type NativeStats = Omit<FuseStats, 'handlerErrors'>;
 
 /**
  * Reply functions return true when the reply was sent, false when it was dropped because the
